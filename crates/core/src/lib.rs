@@ -1,0 +1,27 @@
+//! The `claude_k8s` adapter's `execute` pipeline, free of napi.
+//!
+//! One module per stage, named in the domain's words. The binding crate (the
+//! repository's `src/`) only converts the host's ctx into [`ctx::RunContext`],
+//! implements [`host::Host`] over the JS callbacks, and converts the
+//! [`outcome::RunResult`] back. Everything here can be driven by `cargo test`
+//! with a Rust host.
+
+pub mod ctx;
+
+// Building the Job (pure).
+pub mod config;
+pub mod names;
+pub mod shell;
+pub mod prompt;
+pub mod envvars;
+pub mod rtk;
+pub mod selfpod;
+pub mod bundle;
+pub mod job;
+
+// Reading what the pod prints (pure).
+pub mod lines;
+pub mod transcript;
+pub mod dedup;
+pub mod failure;
+pub mod outcome;

@@ -7,6 +7,7 @@
 //! with a Rust host.
 
 pub mod ctx;
+pub mod host;
 
 // Building the Job (pure).
 pub mod config;
@@ -25,3 +26,12 @@ pub mod transcript;
 pub mod dedup;
 pub mod failure;
 pub mod outcome;
+
+// Running it on the cluster.
+// pub mod guard;
+pub mod pod;
+pub mod cancel;
+pub mod cluster;
+pub mod report;
+// pub mod logs;
+// pub mod run;

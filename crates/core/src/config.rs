@@ -1,1 +1,400 @@
-//! (to be written)
+//! The adapter's configuration (`ctx.config`, contract §1.13) and the host
+//! process's environment, read once into typed values.
+//!
+//! Every read follows the original's `asString`/`asNumber`/`asBoolean`: a
+//! value of the wrong type falls back to the default (`timeoutSec: "600"` is
+//! ignored, `""` counts as missing). Only values that cannot mean anything
+//! useful — tolerations that do not parse — are a [`ConfigError`], reported
+//! before anything is created.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Toleration;
+use serde_json::{Map, Value};
+
+use crate::ctx::RunContext;
+
+/// The original's default heartbeat prompt.
+pub const DEFAULT_PROMPT_TEMPLATE: &str = "You are agent {{agent.id}} ({{agent.name}}). Continue your Paperclip work.";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid tolerations: {0}")]
+    Tolerations(String),
+}
+
+/// Container resources after defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resources {
+    pub requests_cpu: String,
+    pub requests_memory: String,
+    pub limits_cpu: String,
+    pub limits_memory: String,
+}
+
+/// `ctx.config`, typed and defaulted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdapterConfig {
+    pub timeout_sec: i64,
+    pub grace_sec: i64,
+    pub retain_jobs: bool,
+    pub kubeconfig: Option<String>,
+    pub namespace: Option<String>,
+    pub reattach_orphaned_jobs: bool,
+    pub instructions_file_path: Option<String>,
+    pub model: Option<String>,
+    pub effort: Option<String>,
+    pub max_turns_per_run: i64,
+    pub dangerously_skip_permissions: bool,
+    pub extra_args: Vec<String>,
+    pub ttl_seconds_after_finished: i64,
+    pub node_selector: BTreeMap<String, String>,
+    pub tolerations: Vec<Toleration>,
+    pub labels: BTreeMap<String, String>,
+    pub enable_rtk: bool,
+    pub rtk_max_output_bytes: i64,
+    pub cwd: Option<String>,
+    pub prompt_template: String,
+    pub bootstrap_prompt_template: Option<String>,
+    pub env: BTreeMap<String, String>,
+    pub resources: Resources,
+    pub image_pull_policy: String,
+    pub service_account_name: Option<String>,
+    pub image: Option<String>,
+    pub secret_ref: String,
+}
+
+/// `asString`: a non-empty string.
+pub fn as_string(m: &Map<String, Value>, k: &str) -> Option<String> {
+    match m.get(k) {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// `asNumber`: a finite number (JSON cannot hold another kind), truncated.
+pub fn as_number(m: &Map<String, Value>, k: &str, fallback: i64) -> i64 {
+    match m.get(k).and_then(Value::as_f64) {
+        Some(n) if n.is_finite() => n.clamp(i64::MIN as f64, i64::MAX as f64) as i64,
+        _ => fallback,
+    }
+}
+
+/// `asBoolean`.
+pub fn as_bool(m: &Map<String, Value>, k: &str, fallback: bool) -> bool {
+    m.get(k).and_then(Value::as_bool).unwrap_or(fallback)
+}
+
+/// A scalar as text (numbers and booleans written as JSON writes them).
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// `nodeSelector` / `labels`: an object, a JSON object string, or
+/// `key=value` lines (`#` comments and blank lines ignored).
+pub fn parse_key_values(v: Option<&Value>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    match v {
+        Some(Value::Object(m)) => {
+            for (k, v) in m {
+                if let Some(s) = scalar_text(v) {
+                    out.insert(k.trim().to_owned(), s.trim().to_owned());
+                }
+            }
+        }
+        Some(Value::String(s)) => {
+            if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(s) {
+                return parse_key_values(Some(&Value::Object(m)));
+            }
+            for line in s.lines() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                if let Some((k, v)) = line.split_once('=') {
+                    let k = k.trim();
+                    if !k.is_empty() {
+                        out.insert(k.to_owned(), v.trim().to_owned());
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// `tolerations`: an array, or (the fix) the JSON array string the UI's
+/// textarea sends. A string that is not a JSON array of tolerations is an error.
+pub fn parse_tolerations(v: Option<&Value>) -> Result<Vec<Toleration>, ConfigError> {
+    let parsed;
+    let array = match v {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::String(s)) if s.trim().is_empty() => return Ok(Vec::new()),
+        Some(Value::String(s)) => {
+            parsed = serde_json::from_str::<Value>(s)
+                .map_err(|e| ConfigError::Tolerations(format!("not valid JSON ({e}); expected a JSON array")))?;
+            &parsed
+        }
+        Some(other) => other,
+    };
+    let Value::Array(items) = array else {
+        return Err(ConfigError::Tolerations("expected a JSON array of tolerations".into()));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            if !t.is_object() {
+                return Err(ConfigError::Tolerations(format!("item {i} is not an object")));
+            }
+            serde_json::from_value::<Toleration>(t.clone())
+                .map_err(|e| ConfigError::Tolerations(format!("item {i}: {e}")))
+        })
+        .collect()
+}
+
+fn resources(m: &Map<String, Value>) -> Resources {
+    // The nested form the original's own doc describes…
+    let nested = |section: &str, key: &str| {
+        m.get("resources")
+            .and_then(|r| r.get(section))
+            .and_then(|s| s.get(key))
+            .and_then(scalar_text)
+            .filter(|s| !s.is_empty())
+    };
+    // …and the flat dotted keys its schema (and UI) writes, which win.
+    let pick = |section: &str, key: &str, default: &str| {
+        m.get(&format!("resources.{section}.{key}"))
+            .and_then(scalar_text)
+            .filter(|s| !s.is_empty())
+            .or_else(|| nested(section, key))
+            .unwrap_or_else(|| default.to_owned())
+    };
+    Resources {
+        requests_cpu: pick("requests", "cpu", "1000m"),
+        requests_memory: pick("requests", "memory", "2Gi"),
+        limits_cpu: pick("limits", "cpu", "4000m"),
+        limits_memory: pick("limits", "memory", "8Gi"),
+    }
+}
+
+impl AdapterConfig {
+    pub fn from_map(m: &Map<String, Value>) -> Result<Self, ConfigError> {
+        let extra_args = match m.get("extraArgs") {
+            Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+            _ => Vec::new(),
+        };
+        let env = match m.get("env") {
+            Some(Value::Object(e)) => {
+                e.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned()))).collect()
+            }
+            _ => BTreeMap::new(),
+        };
+        Ok(AdapterConfig {
+            timeout_sec: as_number(m, "timeoutSec", 0),
+            grace_sec: as_number(m, "graceSec", 60),
+            retain_jobs: as_bool(m, "retainJobs", false),
+            kubeconfig: as_string(m, "kubeconfig"),
+            namespace: as_string(m, "namespace"),
+            reattach_orphaned_jobs: as_bool(m, "reattachOrphanedJobs", true),
+            instructions_file_path: as_string(m, "instructionsFilePath"),
+            model: as_string(m, "model"),
+            effort: as_string(m, "effort"),
+            max_turns_per_run: as_number(m, "maxTurnsPerRun", 0),
+            dangerously_skip_permissions: as_bool(m, "dangerouslySkipPermissions", true),
+            extra_args,
+            ttl_seconds_after_finished: as_number(m, "ttlSecondsAfterFinished", 300),
+            node_selector: parse_key_values(m.get("nodeSelector")),
+            tolerations: parse_tolerations(m.get("tolerations"))?,
+            labels: parse_key_values(m.get("labels")),
+            enable_rtk: as_bool(m, "enableRtk", false),
+            rtk_max_output_bytes: as_number(m, "rtkMaxOutputBytes", 50_000),
+            cwd: as_string(m, "cwd"),
+            prompt_template: as_string(m, "promptTemplate").unwrap_or_else(|| DEFAULT_PROMPT_TEMPLATE.to_owned()),
+            bootstrap_prompt_template: as_string(m, "bootstrapPromptTemplate"),
+            env,
+            resources: resources(m),
+            image_pull_policy: as_string(m, "imagePullPolicy").unwrap_or_else(|| "IfNotPresent".into()),
+            service_account_name: as_string(m, "serviceAccountName"),
+            image: as_string(m, "image"),
+            secret_ref: as_string(m, "secretRef").unwrap_or_else(|| "paperclip-secrets".into()),
+        })
+    }
+
+    pub fn from_ctx(rc: &RunContext) -> Result<Self, ConfigError> {
+        Self::from_map(&rc.config)
+    }
+}
+
+/// The host process's environment, as far as the adapter reads it. Injected
+/// so tests never depend on the machine's env.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostEnv {
+    vars: BTreeMap<String, String>,
+}
+
+const READ_VARS: &[&str] = &[
+    "HOSTNAME",
+    "PAPERCLIP_API_URL",
+    "PAPERCLIP_NAMESPACE",
+    "POD_NAMESPACE",
+    "PAPERCLIP_HOME",
+    "PAPERCLIP_INSTANCE_ID",
+    "PAPERCLIP_LISTEN_HOST",
+    "PAPERCLIP_LISTEN_PORT",
+    "HOST",
+    "PORT",
+    "HOME",
+    "CLAUDE_CODE_USE_BEDROCK",
+    "ANTHROPIC_BEDROCK_BASE_URL",
+];
+
+impl HostEnv {
+    pub fn from_process() -> Self {
+        let vars = READ_VARS.iter().filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v))).collect();
+        HostEnv { vars }
+    }
+
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        HostEnv { vars: pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect() }
+    }
+
+    /// A variable, `None` when unset (empty counts as set).
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.vars.get(k).map(String::as_str)
+    }
+
+    /// A variable that is set and not blank.
+    pub fn non_blank(&self, k: &str) -> Option<&str> {
+        self.get(k).filter(|v| !v.trim().is_empty())
+    }
+
+    /// `PAPERCLIP_API_URL` if set (cancel polling needs it).
+    pub fn paperclip_api_url(&self) -> Option<String> {
+        self.non_blank("PAPERCLIP_API_URL").map(str::to_owned)
+    }
+
+    /// `buildPaperclipEnv`'s URL: the env value, else
+    /// `http://<listen host|HOST|localhost>:<listen port|PORT|3100>`.
+    pub fn paperclip_api_url_or_default(&self) -> String {
+        if let Some(u) = self.get("PAPERCLIP_API_URL") {
+            return u.to_owned();
+        }
+        let host = self.non_blank("PAPERCLIP_LISTEN_HOST").or_else(|| self.non_blank("HOST")).unwrap_or("localhost");
+        let host = match host {
+            "0.0.0.0" | "::" => "localhost".to_owned(),
+            h if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
+            h => h.to_owned(),
+        };
+        let port = self.non_blank("PAPERCLIP_LISTEN_PORT").or_else(|| self.non_blank("PORT")).unwrap_or("3100");
+        format!("http://{host}:{port}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cfg(v: Value) -> Result<AdapterConfig, ConfigError> {
+        AdapterConfig::from_map(v.as_object().unwrap())
+    }
+
+    #[test]
+    fn defaults_match_the_original() {
+        let c = cfg(json!({})).unwrap();
+        assert_eq!((c.timeout_sec, c.grace_sec, c.ttl_seconds_after_finished), (0, 60, 300));
+        assert!(!c.retain_jobs && c.reattach_orphaned_jobs && c.dangerously_skip_permissions && !c.enable_rtk);
+        assert_eq!(c.max_turns_per_run, 0);
+        assert_eq!(c.rtk_max_output_bytes, 50_000);
+        assert_eq!(c.image_pull_policy, "IfNotPresent");
+        assert_eq!(c.secret_ref, "paperclip-secrets");
+        assert_eq!(c.prompt_template, DEFAULT_PROMPT_TEMPLATE);
+        assert_eq!(
+            c.resources,
+            Resources {
+                requests_cpu: "1000m".into(),
+                requests_memory: "2Gi".into(),
+                limits_cpu: "4000m".into(),
+                limits_memory: "8Gi".into()
+            }
+        );
+    }
+
+    #[test]
+    fn wrong_types_fall_back() {
+        let c = cfg(json!({"timeoutSec": "600", "retainJobs": "yes", "model": "", "extraArgs": "--x",
+            "env": {"A": "1", "B": 2}, "namespace": 5})).unwrap();
+        assert_eq!(c.timeout_sec, 0);
+        assert!(!c.retain_jobs);
+        assert_eq!(c.model, None);
+        assert!(c.extra_args.is_empty());
+        assert_eq!(c.env, BTreeMap::from([("A".to_owned(), "1".to_owned())]));
+        assert_eq!(c.namespace, None);
+        let c = cfg(json!({"timeoutSec": 12.9, "extraArgs": ["--a", 3, "--b"]})).unwrap();
+        assert_eq!(c.timeout_sec, 12);
+        assert_eq!(c.extra_args, vec!["--a", "--b"]);
+    }
+
+    #[test]
+    fn nested_resources_are_honoured_and_flat_keys_win() {
+        // The original ignored the nested object its own doc described.
+        let c = cfg(json!({"resources": {"requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"cpu": 2, "memory": "4Gi"}}})).unwrap();
+        assert_eq!(c.resources.requests_cpu, "250m");
+        assert_eq!(c.resources.requests_memory, "1Gi");
+        assert_eq!(c.resources.limits_cpu, "2");
+        assert_eq!(c.resources.limits_memory, "4Gi");
+        let c = cfg(json!({"resources": {"requests": {"cpu": "250m"}}, "resources.requests.cpu": "500m"})).unwrap();
+        assert_eq!(c.resources.requests_cpu, "500m");
+    }
+
+    #[test]
+    fn key_value_forms() {
+        let want = BTreeMap::from([("a".to_owned(), "1".to_owned()), ("b".to_owned(), "x=y".to_owned())]);
+        assert_eq!(parse_key_values(Some(&json!({"a": "1", "b": "x=y"}))), want);
+        assert_eq!(parse_key_values(Some(&json!("{\"a\":\"1\",\"b\":\"x=y\"}"))), want);
+        assert_eq!(parse_key_values(Some(&json!("# comment\n a = 1 \n\nb=x=y\nnoequals"))), want);
+        assert!(parse_key_values(Some(&json!([1]))).is_empty());
+    }
+
+    #[test]
+    fn tolerations_as_array_or_json_string() {
+        let t = json!([{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}]);
+        let from_array = cfg(json!({"tolerations": t})).unwrap().tolerations;
+        // The original silently dropped the string form the UI sends.
+        let from_string = cfg(json!({"tolerations": t.to_string()})).unwrap().tolerations;
+        assert_eq!(from_array.len(), 1);
+        assert_eq!(from_array, from_string);
+        assert_eq!(from_array[0].key.as_deref(), Some("gpu"));
+        assert!(cfg(json!({"tolerations": ""})).unwrap().tolerations.is_empty());
+    }
+
+    #[test]
+    fn invalid_tolerations_are_a_clear_error() {
+        let e = cfg(json!({"tolerations": "[{oops"})).unwrap_err();
+        assert!(e.to_string().starts_with("invalid tolerations: not valid JSON"), "{e}");
+        let e = cfg(json!({"tolerations": "{\"key\":\"a\"}"})).unwrap_err();
+        assert_eq!(e.to_string(), "invalid tolerations: expected a JSON array of tolerations");
+        let e = cfg(json!({"tolerations": [1]})).unwrap_err();
+        assert_eq!(e.to_string(), "invalid tolerations: item 0 is not an object");
+    }
+
+    #[test]
+    fn paperclip_url_default() {
+        assert_eq!(HostEnv::default().paperclip_api_url_or_default(), "http://localhost:3100");
+        let e = HostEnv::from_pairs([("HOST", "0.0.0.0"), ("PORT", "3199")]);
+        assert_eq!(e.paperclip_api_url_or_default(), "http://localhost:3199");
+        let e = HostEnv::from_pairs([("PAPERCLIP_LISTEN_HOST", "::1")]);
+        assert_eq!(e.paperclip_api_url_or_default(), "http://[::1]:3100");
+        let e = HostEnv::from_pairs([("PAPERCLIP_API_URL", "http://pc:1")]);
+        assert_eq!(e.paperclip_api_url_or_default(), "http://pc:1");
+        assert_eq!(e.paperclip_api_url().as_deref(), Some("http://pc:1"));
+        assert_eq!(HostEnv::from_pairs([("PAPERCLIP_API_URL", " ")]).paperclip_api_url(), None);
+    }
+}

@@ -1,1 +1,414 @@
-//! (to be written)
+//! The Job, its pod spec and the large-prompt Secret (contract §1.7), built
+//! with k8s-openapi types — never hand-written JSON.
+//!
+//! Invariants: every label value comes from [`sanitize_label_value`] (or is a
+//! constant), the Job name from [`job_name`]; reserved label prefixes cannot be
+//! overridden by user labels; every claude argument goes through
+//! [`crate::shell::quote`]; a prompt too large for a Secret is refused before
+//! anything is created.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, PersistentVolumeClaimVolumeSource, PodSecurityContext,
+    PodSpec, PodTemplateSpec, ResourceRequirements, Secret, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::Value;
+
+use crate::bundle::PromptBundle;
+use crate::config::{AdapterConfig, HostEnv};
+use crate::ctx::RunContext;
+use crate::names::{job_name, sanitize_label_value};
+use crate::prompt::{PromptMetrics, build_prompt};
+use crate::selfpod::SelfPod;
+
+/// Prompts above this many UTF-8 bytes go through a Secret, not an env var.
+pub const PROMPT_ENV_LIMIT: usize = 256 * 1024;
+/// A Secret holds at most 1 MiB; leave room for its metadata.
+pub const PROMPT_SECRET_LIMIT: usize = 1024 * 1024 - 16 * 1024;
+/// The busybox image of the prompt-writing init container.
+pub const INIT_IMAGE: &str = "busybox:1.36";
+const RESERVED_PREFIXES: [&str; 2] = ["paperclip.io/", "app.kubernetes.io/"];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JobError {
+    #[error(
+        "no image to run: set config.image (Paperclip is not running in a pod here, so there is no image to inherit)"
+    )]
+    NoImage,
+    #[error("prompt is {bytes} bytes, more than a Kubernetes Secret can hold ({limit} bytes)")]
+    PromptTooLarge { bytes: usize, limit: usize },
+    #[error("{0}")]
+    Argument(#[from] crate::shell::NulInArgument),
+}
+
+/// What `build_job` needs.
+pub struct JobInput<'a> {
+    pub ctx: &'a RunContext,
+    pub config: &'a AdapterConfig,
+    pub self_pod: Option<&'a SelfPod>,
+    pub bundle: Option<&'a PromptBundle>,
+    pub env: &'a HostEnv,
+    /// Where the Job goes (config, self pod, or kubeconfig context: the caller decides).
+    pub namespace: &'a str,
+    /// The agent instructions text, if read (only its presence matters here).
+    pub instructions: Option<&'a str>,
+}
+
+/// `JobBuildResult`.
+#[derive(Debug, Clone)]
+pub struct JobPlan {
+    pub job: Job,
+    pub job_name: String,
+    pub namespace: String,
+    pub prompt: String,
+    pub claude_args: Vec<String>,
+    pub prompt_metrics: PromptMetrics,
+    pub prompt_secret: Option<Secret>,
+    pub skipped_labels: Vec<String>,
+    /// What was inherited from the self pod and what was not, for the log.
+    pub notes: Vec<String>,
+}
+
+impl JobPlan {
+    pub fn image(&self) -> Option<String> {
+        self.job.spec.as_ref()?.template.spec.as_ref()?.containers.first()?.image.clone()
+    }
+}
+
+/// The claude CLI arguments, in the original's order.
+pub fn claude_args(input: &JobInput) -> Vec<String> {
+    let cfg = input.config;
+    let session = input.ctx.session_id();
+    let mut a: Vec<String> = ["--print", "-", "--output-format", "stream-json", "--verbose"].map(String::from).to_vec();
+    if let Some(s) = session {
+        a.extend(["--resume".into(), s.to_owned()]);
+    }
+    if cfg.dangerously_skip_permissions {
+        a.push("--dangerously-skip-permissions".into());
+    }
+    if let Some(m) = &cfg.model {
+        a.extend(["--model".into(), m.clone()]);
+    }
+    if let Some(e) = &cfg.effort {
+        a.extend(["--effort".into(), e.clone()]);
+    }
+    if cfg.max_turns_per_run > 0 {
+        a.extend(["--max-turns".into(), cfg.max_turns_per_run.to_string()]);
+    }
+    if session.is_none() {
+        let from_bundle = input.bundle.and_then(|b| b.instructions_file_path.as_ref()).map(|p| p.display().to_string());
+        let file = from_bundle.or_else(|| {
+            // Without a bundle the pod can only read the configured path itself.
+            input.config.instructions_file_path.clone().filter(|_| input.instructions.is_some() || input.bundle.is_none())
+        });
+        if let Some(f) = file.filter(|f| !f.trim().is_empty()) {
+            a.extend(["--append-system-prompt-file".into(), f]);
+        }
+    }
+    if let Some(b) = input.bundle {
+        a.extend(["--add-dir".into(), b.add_dir.display().to_string()]);
+    }
+    a.extend(cfg.extra_args.iter().cloned());
+    a
+}
+
+fn labels_for(input: &JobInput, skipped: &mut Vec<String>) -> BTreeMap<String, String> {
+    let rc = input.ctx;
+    let mut l = BTreeMap::new();
+    l.insert("app.kubernetes.io/managed-by".into(), "paperclip".into());
+    l.insert("app.kubernetes.io/component".into(), "agent-job".into());
+    l.insert(crate::guard::LABEL_AGENT_ID.into(), sanitize_label_value(&rc.agent.id).unwrap_or_default());
+    l.insert(crate::guard::LABEL_ADAPTER_TYPE.into(), crate::guard::ADAPTER_TYPE.into());
+    match sanitize_label_value(&rc.run_id) {
+        Some(v) => {
+            l.insert(crate::guard::LABEL_RUN_ID.into(), v);
+        }
+        None => skipped.push(crate::guard::LABEL_RUN_ID.into()),
+    }
+    match sanitize_label_value(&rc.agent.company_id) {
+        Some(v) => {
+            l.insert("paperclip.io/company-id".into(), v);
+        }
+        None => skipped.push("paperclip.io/company-id".into()),
+    }
+    if let Some(t) = rc.task_id().and_then(sanitize_label_value) {
+        l.insert(crate::guard::LABEL_TASK_ID.into(), t);
+    }
+    if let Some(s) = rc.session_id().and_then(sanitize_label_value) {
+        l.insert(crate::guard::LABEL_SESSION_ID.into(), s);
+    }
+    for (k, v) in &input.config.labels {
+        if RESERVED_PREFIXES.iter().any(|p| k.starts_with(p)) {
+            skipped.push(k.clone());
+            continue;
+        }
+        // A user label that is not a valid key/value would make the create fail: skip it, say so.
+        let value_ok = v.is_empty() || sanitize_label_value(v).as_deref() == Some(v.as_str());
+        if !valid_label_key(k) || !value_ok {
+            skipped.push(k.clone());
+            continue;
+        }
+        l.insert(k.clone(), v.clone());
+    }
+    l
+}
+
+/// A qualified label key: optional DNS-subdomain prefix `/` name (≤ 63, alnum ends, `-_.` inside).
+fn valid_label_key(k: &str) -> bool {
+    let (prefix, name) = match k.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, k),
+    };
+    let name_ok = !name.is_empty() && sanitize_label_value(name).as_deref() == Some(name);
+    let prefix_ok = prefix.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|s| {
+                !s.is_empty()
+                    && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && !s.starts_with('-')
+                    && !s.ends_with('-')
+            })
+    });
+    name_ok && prefix_ok
+}
+
+fn quantity_map(cpu: &str, memory: &str) -> BTreeMap<String, Quantity> {
+    BTreeMap::from([("cpu".to_owned(), Quantity(cpu.to_owned())), ("memory".to_owned(), Quantity(memory.to_owned()))])
+}
+
+fn container_security() -> SecurityContext {
+    SecurityContext {
+        capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
+        read_only_root_filesystem: Some(false),
+        run_as_non_root: Some(true),
+        run_as_user: Some(1000),
+        allow_privilege_escalation: Some(false),
+        ..Default::default()
+    }
+}
+
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: read_only.then_some(true),
+        ..Default::default()
+    }
+}
+
+/// `buildJobManifest`.
+pub fn build_job(input: &JobInput) -> Result<JobPlan, JobError> {
+    let rc = input.ctx;
+    let cfg = input.config;
+    let pod = input.self_pod;
+    let image = cfg.image.clone().or_else(|| pod.map(|p| p.image.clone())).ok_or(JobError::NoImage)?;
+    let name = job_name(&rc.agent.id, &rc.run_id);
+    let namespace = input.namespace.to_owned();
+    let (prompt, prompt_metrics) = build_prompt(rc, cfg);
+    let prompt_bytes = prompt.len();
+    if prompt_bytes > PROMPT_SECRET_LIMIT {
+        return Err(JobError::PromptTooLarge { bytes: prompt_bytes, limit: PROMPT_SECRET_LIMIT });
+    }
+    let args = claude_args(input);
+    let mut command = format!("cat /tmp/prompt/prompt.txt | claude {}", crate::shell::quote_all(&args)?);
+    if cfg.enable_rtk {
+        let mut setup = crate::rtk::setup_commands(cfg.rtk_max_output_bytes);
+        setup.push(command);
+        command = setup.join(" && ");
+    }
+
+    let mut skipped_labels = Vec::new();
+    let labels = labels_for(input, &mut skipped_labels);
+    let working_dir = rc
+        .context
+        .get("paperclipWorkspace")
+        .and_then(|w| w.get("cwd"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .or_else(|| cfg.cwd.clone())
+        .unwrap_or_else(|| "/paperclip".into());
+
+    let mut volumes = vec![Volume { name: "prompt".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() }];
+    let mut mounts = vec![mount("prompt", "/tmp/prompt", false)];
+    let mut notes = Vec::new();
+    let large = prompt_bytes > PROMPT_ENV_LIMIT;
+    let secret_name = format!("{name}-prompt");
+    let (init_command, init_env, init_mounts) = if large {
+        volumes.push(Volume {
+            name: "prompt-secret".into(),
+            secret: Some(SecretVolumeSource { secret_name: Some(secret_name.clone()), optional: Some(false), ..Default::default() }),
+            ..Default::default()
+        });
+        (
+            "cp /tmp/prompt-secret/prompt.txt /tmp/prompt/prompt.txt".to_owned(),
+            None,
+            vec![mount("prompt", "/tmp/prompt", false), mount("prompt-secret", "/tmp/prompt-secret", true)],
+        )
+    } else {
+        (
+            "printf '%s' \"$PROMPT_CONTENT\" > /tmp/prompt/prompt.txt".to_owned(),
+            Some(vec![EnvVar { name: "PROMPT_CONTENT".into(), value: Some(prompt.clone()), value_from: None }]),
+            vec![mount("prompt", "/tmp/prompt", false)],
+        )
+    };
+
+    match pod.and_then(|p| p.pvc_claim_name.clone()) {
+        Some(claim) => {
+            volumes.push(Volume {
+                name: "data".into(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource { claim_name: claim.clone(), read_only: None }),
+                ..Default::default()
+            });
+            mounts.push(mount("data", "/paperclip", false));
+            notes.push(format!("Inherited PVC {claim} at /paperclip (sessions persist across runs)"));
+        }
+        None => notes.push("No PVC inherited: /paperclip is not persistent in the Job pod (sessions will not resume)".into()),
+    }
+    for sv in pod.map(|p| p.secret_volumes.as_slice()).unwrap_or_default() {
+        volumes.push(Volume {
+            name: sv.volume_name.clone(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(sv.secret_name.clone()),
+                default_mode: sv.default_mode,
+                optional: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        mounts.push(mount(&sv.volume_name, &sv.mount_path, true));
+    }
+    match pod {
+        Some(p) => notes.push(format!(
+            "Inherited from pod {}: image {}, {} env var(s), {} envFrom source(s), {} secret volume(s), {} image pull secret(s)",
+            p.name,
+            if cfg.image.is_some() { "overridden by config" } else { "yes" },
+            p.inherited_env.len() + p.inherited_env_value_from.len(),
+            p.inherited_env_from.len(),
+            p.secret_volumes.len(),
+            p.image_pull_secrets.len()
+        )),
+        None => notes.push(
+            "Off-cluster mode: no self pod to inherit from (image, env, secrets, PVC, DNS and pull secrets come from config only)"
+                .into(),
+        ),
+    }
+
+    let env = crate::envvars::build_env(rc, cfg, input.env, pod);
+    let env_from = pod.map(|p| p.inherited_env_from.clone()).filter(|v| !v.is_empty());
+    let r = &cfg.resources;
+    let claude = Container {
+        name: crate::pod::CLAUDE_CONTAINER.into(),
+        image: Some(image),
+        image_pull_policy: Some(cfg.image_pull_policy.clone()),
+        working_dir: Some(working_dir),
+        command: Some(vec!["sh".into(), "-c".into(), command]),
+        env: Some(env),
+        env_from,
+        volume_mounts: Some(mounts),
+        security_context: Some(container_security()),
+        resources: Some(ResourceRequirements {
+            requests: Some(quantity_map(&r.requests_cpu, &r.requests_memory)),
+            limits: Some(quantity_map(&r.limits_cpu, &r.limits_memory)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let init = Container {
+        name: "write-prompt".into(),
+        image: Some(INIT_IMAGE.into()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        command: Some(vec!["sh".into(), "-c".into(), init_command]),
+        env: init_env,
+        volume_mounts: Some(init_mounts),
+        security_context: Some(container_security()),
+        resources: Some(ResourceRequirements {
+            requests: Some(quantity_map("10m", "16Mi")),
+            limits: Some(quantity_map("100m", "64Mi")),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let pod_spec = PodSpec {
+        restart_policy: Some("Never".into()),
+        service_account_name: cfg.service_account_name.clone(),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(1000),
+            run_as_group: Some(1000),
+            fs_group: Some(1000),
+            fs_group_change_policy: Some("OnRootMismatch".into()),
+            ..Default::default()
+        }),
+        image_pull_secrets: pod.map(|p| p.image_pull_secrets.clone()).filter(|v| !v.is_empty()),
+        dns_config: pod.and_then(|p| p.dns_config.clone()),
+        node_selector: (!cfg.node_selector.is_empty()).then(|| cfg.node_selector.clone()),
+        tolerations: (!cfg.tolerations.is_empty()).then(|| cfg.tolerations.clone()),
+        init_containers: Some(vec![init]),
+        containers: vec![claude],
+        volumes: Some(volumes),
+        ..Default::default()
+    };
+    let annotations = BTreeMap::from([
+        ("paperclip.io/adapter-type".to_owned(), crate::guard::ADAPTER_TYPE.to_owned()),
+        ("paperclip.io/agent-name".to_owned(), rc.agent.name.clone()),
+    ]);
+    let job = Job {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(namespace.clone()),
+            labels: Some(labels.clone()),
+            annotations: Some(annotations),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(0),
+            active_deadline_seconds: (cfg.timeout_sec > 0).then_some(cfg.timeout_sec),
+            ttl_seconds_after_finished: Some(cfg.ttl_seconds_after_finished.clamp(0, i32::MAX as i64) as i32),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
+                spec: Some(pod_spec),
+            },
+            ..Default::default()
+        }),
+        status: None,
+    };
+    let prompt_secret = large.then(|| {
+        let mut secret_labels = BTreeMap::from([
+            ("app.kubernetes.io/managed-by".to_owned(), "paperclip".to_owned()),
+            (crate::guard::LABEL_ADAPTER_TYPE.to_owned(), crate::guard::ADAPTER_TYPE.to_owned()),
+        ]);
+        if let Some(run) = sanitize_label_value(&rc.run_id) {
+            secret_labels.insert(crate::guard::LABEL_RUN_ID.to_owned(), run);
+        }
+        Secret {
+            metadata: ObjectMeta {
+                name: Some(secret_name.clone()),
+                namespace: Some(namespace.clone()),
+                labels: Some(secret_labels),
+                ..Default::default()
+            },
+            string_data: Some(BTreeMap::from([("prompt.txt".to_owned(), prompt.clone())])),
+            ..Default::default()
+        }
+    });
+    Ok(JobPlan {
+        job,
+        job_name: name,
+        namespace,
+        prompt,
+        claude_args: args,
+        prompt_metrics,
+        prompt_secret,
+        skipped_labels,
+        notes,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -28,7 +28,7 @@ pub mod failure;
 pub mod outcome;
 
 // Running it on the cluster.
-// pub mod guard;
+pub mod guard;
 pub mod pod;
 pub mod cancel;
 pub mod cluster;

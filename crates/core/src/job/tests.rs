@@ -1,0 +1,254 @@
+//! Field-by-field tests of the Job (contract §1.7) and the fixes over 0.1.54.
+
+use super::*;
+use serde_json::{Map, json};
+
+fn ctx(extra: Value) -> RunContext {
+    let mut base = json!({
+        "runId": "run-test-001",
+        "agent": {"id": "agent-abc", "companyId": "co1", "name": "Test Agent", "adapterType": "claude_k8s"},
+        "runtime": {"sessionId": null, "sessionParams": null},
+        "config": {}, "context": {}
+    });
+    if let (Value::Object(b), Value::Object(e)) = (&mut base, extra) {
+        for (k, v) in e {
+            b.insert(k, v);
+        }
+    }
+    RunContext::from_json(&base)
+}
+
+fn self_pod() -> SelfPod {
+    SelfPod {
+        name: "paperclip-0".into(),
+        namespace: "pc".into(),
+        image: "paperclip:1".into(),
+        pvc_claim_name: Some("paperclip-data".into()),
+        inherited_env: vec![("ANTHROPIC_API_KEY".into(), "sk-secret".into())],
+        ..Default::default()
+    }
+}
+
+fn build(rc: &RunContext, pod: Option<&SelfPod>, bundle: Option<&PromptBundle>) -> Result<JobPlan, JobError> {
+    let cfg = AdapterConfig::from_ctx(rc).unwrap();
+    let env = HostEnv::default();
+    let ns = cfg.namespace.clone().or_else(|| pod.map(|p| p.namespace.clone())).unwrap_or_else(|| "default".into());
+    build_job(&JobInput { ctx: rc, config: &cfg, self_pod: pod, bundle, env: &env, namespace: &ns, instructions: None })
+}
+
+fn json_of(plan: &JobPlan) -> Value {
+    serde_json::to_value(&plan.job).unwrap()
+}
+
+#[test]
+fn metadata_spec_and_labels() {
+    let rc = ctx(json!({"context": {"taskId": "task/1", "issueId": "x"}, "runtime": {"sessionId": "sess_1"},
+        "config": {"timeoutSec": 600, "labels": "team=ai\npaperclip.io/agent-id=evil\napp.kubernetes.io/name=x\nbad key=v"}}));
+    let plan = build(&rc, Some(&self_pod()), None).unwrap();
+    let j = json_of(&plan);
+    assert!(plan.job_name.starts_with("ac-agent-abc-run-test-001-"));
+    let labels = json!({
+        "app.kubernetes.io/managed-by": "paperclip", "app.kubernetes.io/component": "agent-job",
+        "paperclip.io/agent-id": "agent-abc", "paperclip.io/adapter-type": "claude_k8s",
+        "paperclip.io/run-id": "run-test-001", "paperclip.io/company-id": "co1",
+        "paperclip.io/task-id": "task1", "paperclip.io/session-id": "sess_1", "team": "ai"
+    });
+    assert_eq!(j["metadata"]["labels"], labels);
+    assert_eq!(j["spec"]["template"]["metadata"]["labels"], labels);
+    assert_eq!(j["metadata"]["namespace"], "pc");
+    assert_eq!(j["metadata"]["annotations"], json!({"paperclip.io/adapter-type": "claude_k8s", "paperclip.io/agent-name": "Test Agent"}));
+    assert_eq!(j["spec"]["backoffLimit"], 0);
+    assert_eq!(j["spec"]["activeDeadlineSeconds"], 600);
+    assert_eq!(j["spec"]["ttlSecondsAfterFinished"], 300);
+    let mut skipped = plan.skipped_labels.clone();
+    skipped.sort();
+    assert_eq!(skipped, vec!["app.kubernetes.io/name", "bad key", "paperclip.io/agent-id"]);
+}
+
+#[test]
+fn no_deadline_without_timeout() {
+    let plan = build(&ctx(json!({})), Some(&self_pod()), None).unwrap();
+    assert!(json_of(&plan)["spec"].get("activeDeadlineSeconds").is_none());
+}
+
+#[test]
+fn pod_spec_and_containers() {
+    let rc = ctx(json!({"config": {"serviceAccountName": "agent-sa", "nodeSelector": "pool=ai",
+        "tolerations": "[{\"key\":\"gpu\",\"operator\":\"Exists\"}]", "imagePullPolicy": "Always",
+        "resources": {"limits": {"memory": "16Gi"}}}}));
+    let mut pod = self_pod();
+    pod.image_pull_secrets = vec![k8s_openapi::api::core::v1::LocalObjectReference { name: "regcred".into() }];
+    let plan = build(&rc, Some(&pod), None).unwrap();
+    let j = json_of(&plan);
+    let spec = &j["spec"]["template"]["spec"];
+    assert_eq!(spec["restartPolicy"], "Never");
+    assert_eq!(spec["serviceAccountName"], "agent-sa");
+    assert_eq!(
+        spec["securityContext"],
+        json!({"runAsNonRoot": true, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000, "fsGroupChangePolicy": "OnRootMismatch"})
+    );
+    assert_eq!(spec["imagePullSecrets"], json!([{"name": "regcred"}]));
+    assert_eq!(spec["nodeSelector"], json!({"pool": "ai"}));
+    assert_eq!(spec["tolerations"], json!([{"key": "gpu", "operator": "Exists"}]));
+    let c = &spec["containers"][0];
+    assert_eq!(c["name"], "claude");
+    assert_eq!(c["image"], "paperclip:1");
+    assert_eq!(c["imagePullPolicy"], "Always");
+    assert_eq!(c["workingDir"], "/paperclip");
+    assert_eq!(
+        c["securityContext"],
+        json!({"capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": false, "runAsNonRoot": true, "runAsUser": 1000, "allowPrivilegeEscalation": false})
+    );
+    assert_eq!(
+        c["resources"],
+        json!({"requests": {"cpu": "1000m", "memory": "2Gi"}, "limits": {"cpu": "4000m", "memory": "16Gi"}})
+    );
+    assert_eq!(
+        c["command"],
+        json!(["sh", "-c", "cat /tmp/prompt/prompt.txt | claude '--print' '-' '--output-format' 'stream-json' '--verbose' '--dangerously-skip-permissions'"])
+    );
+    assert_eq!(
+        c["volumeMounts"],
+        json!([{"name": "prompt", "mountPath": "/tmp/prompt"}, {"name": "data", "mountPath": "/paperclip"}])
+    );
+    assert_eq!(
+        spec["volumes"],
+        json!([{"name": "prompt", "emptyDir": {}}, {"name": "data", "persistentVolumeClaim": {"claimName": "paperclip-data"}}])
+    );
+    let init = &spec["initContainers"][0];
+    assert_eq!(init["name"], "write-prompt");
+    assert_eq!(init["image"], "busybox:1.36");
+    assert_eq!(init["command"], json!(["sh", "-c", "printf '%s' \"$PROMPT_CONTENT\" > /tmp/prompt/prompt.txt"]));
+    assert_eq!(init["env"], json!([{"name": "PROMPT_CONTENT", "value": plan.prompt}]));
+    assert_eq!(init["resources"], json!({"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}}));
+}
+
+#[test]
+fn claude_args_in_order() {
+    let rc = ctx(json!({"runtime": {"sessionId": "s1"}, "config": {"model": "claude-sonnet-4-6", "effort": "high",
+        "maxTurnsPerRun": 5, "instructionsFilePath": "/x/AGENTS.md", "extraArgs": ["--foo", "it's"]}}));
+    let plan = build(&rc, Some(&self_pod()), None).unwrap();
+    assert_eq!(
+        plan.claude_args,
+        ["--print", "-", "--output-format", "stream-json", "--verbose", "--resume", "s1", "--dangerously-skip-permissions",
+         "--model", "claude-sonnet-4-6", "--effort", "high", "--max-turns", "5", "--foo", "it's"]
+    );
+    // Without a session: the instructions file; with a bundle: its file and --add-dir.
+    let rc = ctx(json!({"config": {"instructionsFilePath": "/x/AGENTS.md", "dangerouslySkipPermissions": false}}));
+    let bundle = PromptBundle {
+        bundle_key: "k".into(),
+        root_dir: "/paperclip/b".into(),
+        add_dir: "/paperclip/b".into(),
+        instructions_file_path: Some("/paperclip/b/agent-instructions.md".into()),
+    };
+    let plan = build(&rc, Some(&self_pod()), Some(&bundle)).unwrap();
+    assert_eq!(
+        plan.claude_args,
+        ["--print", "-", "--output-format", "stream-json", "--verbose", "--append-system-prompt-file",
+         "/paperclip/b/agent-instructions.md", "--add-dir", "/paperclip/b"]
+    );
+    let plan = build(&rc, Some(&self_pod()), None).unwrap();
+    assert_eq!(plan.claude_args[5..], ["--append-system-prompt-file", "/x/AGENTS.md"]);
+    let cmd = json_of(&plan)["spec"]["template"]["spec"]["containers"][0]["command"][2].as_str().unwrap().to_owned();
+    assert!(cmd.ends_with("'--append-system-prompt-file' '/x/AGENTS.md'"), "{cmd}");
+}
+
+#[test]
+fn working_dir_precedence() {
+    let plan = build(&ctx(json!({"config": {"cwd": "/c"}, "context": {"paperclipWorkspace": {"cwd": "/w"}}})), Some(&self_pod()), None).unwrap();
+    assert_eq!(json_of(&plan)["spec"]["template"]["spec"]["containers"][0]["workingDir"], "/w");
+    let plan = build(&ctx(json!({"config": {"cwd": "/c"}})), Some(&self_pod()), None).unwrap();
+    assert_eq!(json_of(&plan)["spec"]["template"]["spec"]["containers"][0]["workingDir"], "/c");
+}
+
+#[test]
+fn large_prompt_goes_through_a_secret() {
+    let big = "x".repeat(PROMPT_ENV_LIMIT + 1);
+    let plan = build(&ctx(json!({"config": {"promptTemplate": big}})), Some(&self_pod()), None).unwrap();
+    let secret = plan.prompt_secret.as_ref().expect("secret");
+    assert_eq!(secret.metadata.name.as_deref(), Some(format!("{}-prompt", plan.job_name).as_str()));
+    assert_eq!(secret.string_data.as_ref().unwrap()["prompt.txt"].len(), PROMPT_ENV_LIMIT + 1);
+    assert_eq!(secret.metadata.labels.as_ref().unwrap()["paperclip.io/run-id"], "run-test-001");
+    let j = json_of(&plan);
+    let init = &j["spec"]["template"]["spec"]["initContainers"][0];
+    assert_eq!(init["command"][2], "cp /tmp/prompt-secret/prompt.txt /tmp/prompt/prompt.txt");
+    assert!(init.get("env").is_none());
+    assert_eq!(
+        init["volumeMounts"],
+        json!([{"name": "prompt", "mountPath": "/tmp/prompt"}, {"name": "prompt-secret", "mountPath": "/tmp/prompt-secret", "readOnly": true}])
+    );
+    assert_eq!(
+        j["spec"]["template"]["spec"]["volumes"][1],
+        json!({"name": "prompt-secret", "secret": {"secretName": format!("{}-prompt", plan.job_name), "optional": false}})
+    );
+    // Exactly at the limit: still the env var.
+    let plan = build(&ctx(json!({"config": {"promptTemplate": "y".repeat(PROMPT_ENV_LIMIT)}})), Some(&self_pod()), None).unwrap();
+    assert!(plan.prompt_secret.is_none());
+}
+
+#[test]
+fn prompt_too_large_for_a_secret_is_refused() {
+    let huge = "z".repeat(PROMPT_SECRET_LIMIT + 1);
+    let e = build(&ctx(json!({"config": {"promptTemplate": huge}})), Some(&self_pod()), None).unwrap_err();
+    assert_eq!(e, JobError::PromptTooLarge { bytes: PROMPT_SECRET_LIMIT + 1, limit: PROMPT_SECRET_LIMIT });
+}
+
+#[test]
+fn off_cluster_mode_builds_from_config() {
+    let e = build(&ctx(json!({})), None, None).unwrap_err();
+    assert_eq!(e, JobError::NoImage);
+    let plan = build(&ctx(json!({"config": {"image": "claude:1", "namespace": "agents"}})), None, None).unwrap();
+    let j = json_of(&plan);
+    assert_eq!(j["metadata"]["namespace"], "agents");
+    assert_eq!(j["spec"]["template"]["spec"]["containers"][0]["image"], "claude:1");
+    assert!(plan.notes.iter().any(|n| n.starts_with("Off-cluster mode")));
+    assert_eq!(j["spec"]["template"]["spec"]["volumes"], json!([{"name": "prompt", "emptyDir": {}}]));
+}
+
+#[test]
+fn inherited_secret_volumes_and_env_from() {
+    let mut pod = self_pod();
+    pod.secret_volumes = vec![crate::selfpod::SecretVolume {
+        volume_name: "creds".into(),
+        secret_name: "creds-secret".into(),
+        mount_path: "/etc/creds".into(),
+        default_mode: Some(0o400),
+    }];
+    pod.inherited_env_from = vec![serde_json::from_value(json!({"secretRef": {"name": "paperclip-secrets"}})).unwrap()];
+    let j = json_of(&build(&ctx(json!({})), Some(&pod), None).unwrap());
+    let spec = &j["spec"]["template"]["spec"];
+    assert_eq!(spec["volumes"][2], json!({"name": "creds", "secret": {"secretName": "creds-secret", "defaultMode": 256, "optional": true}}));
+    assert_eq!(spec["containers"][0]["volumeMounts"][2], json!({"name": "creds", "mountPath": "/etc/creds", "readOnly": true}));
+    assert_eq!(spec["containers"][0]["envFrom"], json!([{"secretRef": {"name": "paperclip-secrets"}}]));
+    let env = spec["containers"][0]["env"].as_array().unwrap();
+    assert_eq!(env[0], json!({"name": "ANTHROPIC_API_KEY", "value": "sk-secret"}));
+    assert_eq!(env.last().unwrap(), &json!({"name": "HOME", "value": "/paperclip"}));
+}
+
+#[test]
+fn rtk_prepends_its_setup() {
+    let plan = build(&ctx(json!({"config": {"enableRtk": true, "rtkMaxOutputBytes": 777}})), Some(&self_pod()), None).unwrap();
+    let cmd = json_of(&plan)["spec"]["template"]["spec"]["containers"][0]["command"][2].as_str().unwrap().to_owned();
+    assert!(cmd.starts_with("node -e "));
+    assert!(cmd.contains("const MAX=777;"));
+    assert!(cmd.contains(" && cat /tmp/prompt/prompt.txt | claude '--print'"));
+}
+
+#[test]
+fn nul_in_an_argument_is_an_error() {
+    let e = build(&ctx(json!({"config": {"extraArgs": ["ok", "bad\u{0}"]}})), Some(&self_pod()), None).unwrap_err();
+    assert!(e.to_string().contains("NUL"), "{e}");
+}
+
+#[test]
+fn hostile_ids_still_make_valid_objects() {
+    for id in ["../../etc", "a b", "UPPER", "-x-", "日本", "a".repeat(300).as_str()] {
+        let rc = ctx(json!({"runId": id, "agent": {"id": format!("{id}z"), "companyId": id, "name": id}}));
+        let plan = build(&rc, Some(&self_pod()), None).unwrap();
+        assert!(plan.job_name.len() <= 63);
+        for (k, v) in plan.job.metadata.labels.as_ref().unwrap() {
+            assert!(v.len() <= 63 && v.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)), "{k}={v}");
+        }
+    }
+    let _ = Map::<String, Value>::new();
+}

@@ -1,1 +1,103 @@
-//! (to be written)
+//! The safety net against a log source that repeats lines (contract §1.9).
+//!
+//! With timestamp resume ([`crate::lines::ResumeCursor`]) nothing should ever
+//! repeat; this filter only catches a line a misbehaving kubelet sends twice
+//! verbatim. Unlike 0.1.54's filter — which keyed assistant lines by
+//! `message.id` and so dropped every content block after the first of a
+//! multi-block message — it never drops a line that differs from one it kept:
+//! a line is dropped only if the same bytes were seen recently.
+//!
+//! Only JSON-object lines are candidates; blank and non-JSON lines (the
+//! adapter's own `[paperclip] …` lines, tool output) always pass. Memory is
+//! bounded: the hashes of the last [`WINDOW`] candidate lines.
+
+use std::collections::{HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
+
+/// How many recent candidate lines are remembered.
+pub const WINDOW: usize = 4096;
+
+#[derive(Debug, Default)]
+pub struct LineDedup {
+    order: VecDeque<u64>,
+    seen: HashSet<u64>,
+}
+
+impl LineDedup {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether the line should be delivered.
+    pub fn admit(&mut self, line: &[u8]) -> bool {
+        let trimmed = line.trim_ascii();
+        if !(trimmed.starts_with(b"{") && trimmed.ends_with(b"}")) {
+            return true;
+        }
+        // Only lines that really are JSON objects (the original's rule).
+        if !serde_json::from_slice::<serde_json::Value>(trimmed).is_ok_and(|v| v.is_object()) {
+            return true;
+        }
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        trimmed.hash(&mut h);
+        let key = h.finish();
+        if self.seen.contains(&key) {
+            return false;
+        }
+        if self.order.len() == WINDOW {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        self.order.push_back(key);
+        self.seen.insert(key);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_sharing_a_message_id_all_pass() {
+        // The 8-line tool-use transcript shape of CLI 2.1.x: three assistant
+        // lines share msg_1. 0.1.54's filter kept 6 of 8 lines.
+        let lines = [
+            r#"{"type":"system","subtype":"init","session_id":"s"}"#,
+            r#"{"type":"assistant","message":{"id":"msg_1","content":[{"type":"thinking","thinking":"hm"}]}}"#,
+            r#"{"type":"assistant","message":{"id":"msg_1","content":[{"type":"text","text":"Let me check."}]}}"#,
+            r#"{"type":"assistant","message":{"id":"msg_1","content":[{"type":"tool_use","id":"tu_1","name":"Bash","input":{}}]}}"#,
+            r#"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"tu_1","content":"ok"}]}}"#,
+            r#"{"type":"assistant","message":{"id":"msg_2","content":[{"type":"text","text":"Done."}]}}"#,
+            r#"{"type":"rate_limit_event"}"#,
+            r#"{"type":"result","subtype":"success","session_id":"s"}"#,
+        ];
+        let mut d = LineDedup::new();
+        assert!(lines.iter().all(|l| d.admit(l.as_bytes())));
+        // A verbatim replay is dropped.
+        assert!(lines.iter().all(|l| !d.admit(l.as_bytes())));
+    }
+
+    #[test]
+    fn non_json_and_blank_lines_always_pass() {
+        let mut d = LineDedup::new();
+        for _ in 0..3 {
+            assert!(d.admit(b"[paperclip] keepalive"));
+            assert!(d.admit(b""));
+            assert!(d.admit(b"{not json}"));
+        }
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let mut d = LineDedup::new();
+        for i in 0..(WINDOW * 3) {
+            assert!(d.admit(format!("{{\"n\":{i}}}").as_bytes()));
+        }
+        assert_eq!(d.order.len(), WINDOW);
+        assert_eq!(d.seen.len(), WINDOW);
+        // Out of the window: admitted again (a safety net, not a ledger).
+        assert!(d.admit(b"{\"n\":0}"));
+    }
+}

@@ -1,1 +1,311 @@
-//! (to be written)
+//! The stream-json transcript, parsed as it streams (contract §1.10, §3).
+//!
+//! [`TranscriptParser`] is fed one complete line at a time and keeps only
+//! what the result needs: the session id and model, the last `result`
+//! object, the assistant text for the summary (capped), and the few facts the
+//! error messages quote. Memory is O(1) in the transcript's length apart from
+//! those caps.
+//!
+//! Invariant: `feed` never panics, whatever the bytes (invalid UTF-8, NUL,
+//! huge lines, JSON of any shape); unknown line types are skipped.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// The summary keeps at most this many bytes of assistant text (the head).
+pub const SUMMARY_CAP: usize = 256 * 1024;
+/// Lines quoted in error messages are cut to this many characters.
+pub const QUOTE_CAP: usize = 500;
+/// Assistant text blocks remembered for de-duplication (bounded).
+const SEEN_BLOCKS_CAP: usize = 4096;
+
+/// Token usage, in Paperclip's names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// What a whole transcript amounts to.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Transcript {
+    pub session_id: Option<String>,
+    pub model: String,
+    pub cost_usd: Option<f64>,
+    pub usage: Option<Usage>,
+    pub summary: String,
+    pub result_json: Option<Map<String, Value>>,
+    /// An assistant line with `stop_reason: null` and 0 output tokens, and no result.
+    pub llm_api_empty_response: bool,
+    /// The assistant produced output but no result event arrived.
+    pub truncated_mid_stream: bool,
+    pub stdout_bytes: u64,
+    pub nonempty_lines: u64,
+    /// The first non-empty line that is not a JSON object with a non-empty `type` (capped).
+    pub first_unparsed_line: Option<String>,
+    /// stdout contained `"model":"<configured model>"` (the init line names it).
+    pub mentions_configured_model: bool,
+}
+
+#[derive(Debug)]
+pub struct TranscriptParser {
+    configured_model: String,
+    t: Transcript,
+    content_seen: bool,
+    empty_response: bool,
+    texts: String,
+    summary_full: bool,
+    seen_blocks: std::collections::VecDeque<u64>,
+}
+
+fn hash(parts: &[&[u8]]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for p in parts {
+        p.hash(&mut h);
+    }
+    h.finish()
+}
+
+fn cap(s: &str, n: usize) -> String {
+    if s.chars().count() <= n { s.to_owned() } else { s.chars().take(n).collect::<String>() + "…" }
+}
+
+impl TranscriptParser {
+    pub fn new(configured_model: &str) -> Self {
+        TranscriptParser {
+            configured_model: configured_model.to_owned(),
+            t: Transcript::default(),
+            content_seen: false,
+            empty_response: false,
+            texts: String::new(),
+            summary_full: false,
+            seen_blocks: Default::default(),
+        }
+    }
+
+    /// One line of stdout, without its newline.
+    pub fn feed(&mut self, raw: &[u8]) {
+        self.t.stdout_bytes += raw.len() as u64 + 1;
+        let line = String::from_utf8_lossy(raw);
+        let line = line.trim();
+        if line.is_empty() {
+            return;
+        }
+        self.t.nonempty_lines += 1;
+        if !self.configured_model.is_empty() && !self.t.mentions_configured_model {
+            let needle = format!("\"model\":\"{}\"", self.configured_model);
+            self.t.mentions_configured_model = line.contains(&needle);
+        }
+        let parsed: Option<Map<String, Value>> = if line.starts_with('{') {
+            serde_json::from_str::<Value>(line).ok().and_then(|v| match v {
+                Value::Object(m) => Some(m),
+                _ => None,
+            })
+        } else {
+            None
+        };
+        let typ = parsed.as_ref().and_then(|m| m.get("type")).and_then(Value::as_str).filter(|t| !t.is_empty());
+        let (Some(obj), Some(typ)) = (parsed.as_ref(), typ) else {
+            if self.t.first_unparsed_line.is_none() {
+                self.t.first_unparsed_line = Some(cap(line, QUOTE_CAP));
+            }
+            return;
+        };
+        let sid = obj.get("session_id").and_then(Value::as_str).filter(|s| !s.is_empty());
+        match typ {
+            "system" => {
+                if obj.get("subtype").and_then(Value::as_str) == Some("init") {
+                    if let Some(s) = sid {
+                        self.t.session_id = Some(s.to_owned());
+                    }
+                    if let Some(m) = obj.get("model").and_then(Value::as_str).filter(|m| !m.is_empty()) {
+                        self.t.model = m.to_owned();
+                    }
+                }
+            }
+            "assistant" => {
+                if let Some(s) = sid {
+                    self.t.session_id = Some(s.to_owned());
+                }
+                self.assistant(obj);
+            }
+            "result" => {
+                if let Some(s) = sid {
+                    self.t.session_id = Some(s.to_owned());
+                }
+                self.t.result_json = Some(obj.clone());
+            }
+            _ => {}
+        }
+    }
+
+    fn assistant(&mut self, obj: &Map<String, Value>) {
+        let Some(msg) = obj.get("message").and_then(Value::as_object) else { return };
+        let id = msg.get("id").and_then(Value::as_str).unwrap_or_default();
+        if let Some(blocks) = msg.get("content").and_then(Value::as_array) {
+            for (i, b) in blocks.iter().enumerate() {
+                if b.get("type").and_then(Value::as_str) != Some("text") {
+                    continue;
+                }
+                let Some(text) = b.get("text").and_then(Value::as_str).map(str::trim).filter(|t| !t.is_empty()) else {
+                    continue;
+                };
+                // CLI 2.x prints one line per block, all with the same message id and
+                // index 0: key by id + text so no block is lost, and a replayed
+                // block is not counted twice.
+                let key = hash(&[id.as_bytes(), i.to_string().as_bytes(), text.as_bytes()]);
+                if self.seen_blocks.contains(&key) {
+                    continue;
+                }
+                if self.seen_blocks.len() == SEEN_BLOCKS_CAP {
+                    self.seen_blocks.pop_front();
+                }
+                self.seen_blocks.push_back(key);
+                self.push_text(text);
+            }
+        }
+        let usage = msg.get("usage");
+        let output_tokens = obj
+            .get("output_tokens")
+            .and_then(Value::as_f64)
+            .or_else(|| usage.and_then(|u| u.get("output_tokens")).and_then(Value::as_f64));
+        let stop_null = msg.get("stop_reason").is_some_and(Value::is_null);
+        if stop_null && output_tokens == Some(0.0) {
+            self.empty_response = true;
+        }
+        if output_tokens.is_some_and(|n| n > 0.0) {
+            self.content_seen = true;
+        }
+    }
+
+    fn push_text(&mut self, text: &str) {
+        if self.summary_full {
+            return;
+        }
+        if !self.texts.is_empty() {
+            self.texts.push_str("\n\n");
+        }
+        let room = SUMMARY_CAP.saturating_sub(self.texts.len());
+        if text.len() <= room {
+            self.texts.push_str(text);
+        } else {
+            let mut end = room;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.texts.push_str(&text[..end]);
+            self.summary_full = true;
+        }
+    }
+
+    pub fn finish(self) -> Transcript {
+        let mut t = self.t;
+        let summary_from_texts = self.texts.trim().to_owned();
+        match &t.result_json {
+            Some(r) => {
+                let usage = r.get("usage");
+                let n = |k: &str| usage.and_then(|u| u.get(k)).and_then(Value::as_f64).map(|f| f.max(0.0) as u64).unwrap_or(0);
+                t.usage = Some(Usage {
+                    input_tokens: n("input_tokens"),
+                    cached_input_tokens: n("cache_read_input_tokens"),
+                    output_tokens: n("output_tokens"),
+                });
+                t.cost_usd = r.get("total_cost_usd").and_then(Value::as_f64).filter(|c| c.is_finite());
+                t.summary = match r.get("result").and_then(Value::as_str) {
+                    Some(s) if !s.trim().is_empty() => s.trim().to_owned(),
+                    _ => summary_from_texts,
+                };
+                t.llm_api_empty_response = false;
+                t.truncated_mid_stream = false;
+            }
+            None => {
+                t.summary = summary_from_texts;
+                t.llm_api_empty_response = self.empty_response && !self.content_seen;
+                t.truncated_mid_stream = self.content_seen;
+            }
+        }
+        t
+    }
+}
+
+/// Parses a whole stdout at once (tests, one-shot reads).
+pub fn parse_all(stdout: &[u8], configured_model: &str) -> Transcript {
+    let mut p = TranscriptParser::new(configured_model);
+    for line in stdout.split(|b| *b == b'\n') {
+        if !line.is_empty() {
+            p.feed(line);
+        }
+    }
+    p.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INIT: &str = r#"{"type":"system","subtype":"init","model":"claude-sonnet-4-6","session_id":"sess_test123"}"#;
+    const RESULT: &str = r#"{"type":"result","subtype":"success","result":"Done.","session_id":"sess_test123","usage":{"input_tokens":100,"output_tokens":50,"cache_read_input_tokens":10},"total_cost_usd":0.001}"#;
+
+    #[test]
+    fn happy_path() {
+        let t = parse_all(format!("{INIT}\n{RESULT}\n").as_bytes(), "claude-sonnet-4-6");
+        assert_eq!(t.session_id.as_deref(), Some("sess_test123"));
+        assert_eq!(t.model, "claude-sonnet-4-6");
+        assert_eq!(t.usage, Some(Usage { input_tokens: 100, cached_input_tokens: 10, output_tokens: 50 }));
+        assert_eq!(t.cost_usd, Some(0.001));
+        assert_eq!(t.summary, "Done.");
+        assert!(t.mentions_configured_model);
+        assert!(!t.llm_api_empty_response && !t.truncated_mid_stream);
+        assert_eq!(t.nonempty_lines, 2);
+    }
+
+    #[test]
+    fn every_block_of_a_multi_block_message_counts() {
+        // CLI 2.1.x: one line per block, same message id (the original kept only the first).
+        let a = |text: &str| format!(r#"{{"type":"assistant","message":{{"id":"msg_1","content":[{{"type":"text","text":"{text}"}}],"stop_reason":null,"usage":{{"output_tokens":1}}}},"session_id":"s"}}"#);
+        let out = format!("{INIT}\n{}\n{}\n{}\n", a("one"), a("two"), a("two"));
+        let t = parse_all(out.as_bytes(), "");
+        assert_eq!(t.summary, "one\n\ntwo");
+        assert!(t.truncated_mid_stream);
+        assert!(!t.llm_api_empty_response);
+    }
+
+    #[test]
+    fn empty_response_and_truncation_flags() {
+        let empty = r#"{"type":"assistant","message":{"id":"m","content":[],"stop_reason":null,"usage":{"output_tokens":0}}}"#;
+        let t = parse_all(format!("{INIT}\n{empty}\n").as_bytes(), "");
+        assert!(t.llm_api_empty_response && !t.truncated_mid_stream);
+        let t = parse_all(format!("{INIT}\n{empty}\n{RESULT}\n").as_bytes(), "");
+        assert!(!t.llm_api_empty_response && t.result_json.is_some());
+    }
+
+    #[test]
+    fn garbage_never_panics_and_is_quoted() {
+        let mut p = TranscriptParser::new("m");
+        p.feed(b"\xff\xfe\x00 not json");
+        p.feed(b"[1,2]");
+        p.feed(b"{\"type\":\"\"}");
+        p.feed(b"{\"type\":\"assistant\",\"message\":7}");
+        p.feed(b"{\"type\":\"result\"}");
+        p.feed(&vec![b'{'; 100_000]);
+        p.feed(format!("{}", "x".repeat(10_000)).as_bytes());
+        let t = p.finish();
+        assert!(t.first_unparsed_line.unwrap().contains("not json"));
+        assert!(t.result_json.is_some());
+    }
+
+    #[test]
+    fn summary_is_capped() {
+        let mut p = TranscriptParser::new("");
+        let block = "y".repeat(100_000);
+        for i in 0..10 {
+            p.feed(format!(r#"{{"type":"assistant","message":{{"id":"m{i}","content":[{{"type":"text","text":"{block}"}}],"usage":{{"output_tokens":5}}}}}}"#).as_bytes());
+        }
+        let t = p.finish();
+        assert!(t.summary.len() <= SUMMARY_CAP);
+        assert!(t.summary.len() > SUMMARY_CAP - 100_000);
+    }
+}

@@ -1,0 +1,160 @@
+use super::*;
+use crate::transcript::parse_all;
+
+const INIT: &str = r#"{"type":"system","subtype":"init","model":"claude-sonnet-4-6","session_id":"sess_test123"}"#;
+const RESULT: &str = r#"{"type":"result","subtype":"success","result":"Done.","session_id":"sess_test123","usage":{"input_tokens":100,"output_tokens":50,"cache_read_input_tokens":10},"total_cost_usd":0.001}"#;
+
+fn facts() -> RunFacts {
+    RunFacts { job: "ac-a-r-123456".into(), namespace: "ns".into(), configured_model: "claude-sonnet-4-6".into(), ..Default::default() }
+}
+
+fn exit(c: i32) -> PodTermination {
+    PodTermination { exit_code: Some(c), ..Default::default() }
+}
+
+fn t(lines: &[&str]) -> Transcript {
+    parse_all(lines.join("\n").as_bytes(), "claude-sonnet-4-6")
+}
+
+#[test]
+fn success_fields() {
+    let mut f = facts();
+    f.workspace = WorkspaceParams { cwd: Some("/w".into()), workspace_id: Some("ws1".into()), ..Default::default() };
+    let r = map_outcome(&f, &t(&[INIT, RESULT]), Some(&exit(0)));
+    let v = serde_json::to_value(&r).unwrap();
+    assert_eq!(v["exitCode"], 0);
+    assert_eq!(v["signal"], Value::Null);
+    assert_eq!(v["timedOut"], false);
+    assert!(v.get("errorMessage").is_none() && v.get("errorCode").is_none());
+    assert_eq!(v["usage"], json!({"inputTokens": 100, "cachedInputTokens": 10, "outputTokens": 50}));
+    assert_eq!(v["sessionId"], "sess_test123");
+    assert_eq!(v["sessionDisplayId"], "sess_test123");
+    assert_eq!(v["sessionParams"], json!({"sessionId": "sess_test123", "cwd": "/w", "workspaceId": "ws1"}));
+    assert_eq!(v["provider"], "anthropic");
+    assert_eq!(v["billingType"], "api");
+    assert_eq!(v["model"], "claude-sonnet-4-6");
+    assert_eq!(v["costUsd"], 0.001);
+    assert_eq!(v["summary"], "Done.");
+    assert_eq!(v["clearSession"], false);
+    assert_eq!(v["resultJson"]["result"], "Done.");
+}
+
+#[test]
+fn error_results_have_null_exit_and_signal() {
+    let v = serde_json::to_value(RunResult::error("k8s_job_create_failed", "x")).unwrap();
+    assert_eq!(v, json!({"exitCode": null, "signal": null, "timedOut": false, "errorMessage": "x", "errorCode": "k8s_job_create_failed"}));
+    assert_eq!(serde_json::to_value(RunResult::cancelled()).unwrap()["errorMessage"], "Run cancelled");
+}
+
+#[test]
+fn nonzero_exit_with_result() {
+    let res = r#"{"type":"result","subtype":"error_during_execution","is_error":true,"errors":["boom"],"session_id":"s"}"#;
+    let r = map_outcome(&facts(), &t(&[INIT, res]), Some(&exit(1)));
+    assert_eq!(r.error_message.as_deref(), Some("Claude run failed: subtype=error_during_execution: boom"));
+    assert_eq!(r.exit_code, Some(1));
+    assert_eq!(r.error_code, None);
+}
+
+#[test]
+fn max_turns_clears_the_session() {
+    let res = r#"{"type":"result","subtype":"error_max_turns","session_id":"s"}"#;
+    assert_eq!(map_outcome(&facts(), &t(&[INIT, res]), Some(&exit(0))).clear_session, Some(true));
+}
+
+#[test]
+fn timeout_comes_first() {
+    let mut f = facts();
+    f.timed_out = true;
+    f.timeout_sec = 30;
+    let r = map_outcome(&f, &t(&[INIT, RESULT]), Some(&exit(137)));
+    assert_eq!((r.error_code.as_deref(), r.error_message.as_deref(), r.timed_out, r.exit_code), (Some("timeout"), Some("Timed out after 30s"), true, Some(137)));
+}
+
+#[test]
+fn unknown_session() {
+    let res = r#"{"type":"result","subtype":"error_during_execution","is_error":true,"errors":["No conversation found with session ID: abc"]}"#;
+    let r = map_outcome(&facts(), &t(&[res]), Some(&exit(1)));
+    assert_eq!(r.error_code.as_deref(), Some("session_unavailable"));
+    assert_eq!(r.clear_session, Some(true));
+    assert_eq!(r.error_message.as_deref(), Some("Claude run failed: subtype=error_during_execution: No conversation found with session ID: abc"));
+    // Exit 0: not an error.
+    assert_eq!(map_outcome(&facts(), &t(&[res]), Some(&exit(0))).error_code, None);
+}
+
+#[test]
+fn deleted_externally_forensics() {
+    let mut f = facts();
+    f.job_deleted_externally = true;
+    f.detected_via = Some("job-watch-delete".into());
+    f.elapsed_since_pod_running = Some(12);
+    f.completion_polls = 3;
+    f.last_job_conditions = vec!["Failed=True(DeadlineExceeded)".into()];
+    let r = map_outcome(&f, &t(&[INIT]), None);
+    assert_eq!(r.error_code.as_deref(), Some("k8s_job_deleted_externally"));
+    let bytes = INIT.len() + 1;
+    assert_eq!(
+        r.error_message.unwrap(),
+        format!("K8s Job was deleted externally before Claude could complete [detected_via=job-watch-delete, job=ac-a-r-123456, ns=ns, elapsed_since_pod_running=12s, completion_polls=3, last_job_conditions=[Failed=True(DeadlineExceeded)], stdout_bytes={bytes}, stdout_nonempty_lines=1]")
+    );
+    let mut f = facts();
+    f.job_deleted_externally = true;
+    let r = map_outcome(&f, &t(&[]), None);
+    assert!(r.error_message.unwrap().contains("[job=ac-a-r-123456, ns=ns, completion_polls=0, last_job_conditions=none_observed, stdout_bytes=0"));
+    // With an exit code it is not "deleted before Claude could complete".
+    assert_ne!(map_outcome(&f, &t(&[INIT]), Some(&exit(1))).error_code.as_deref(), Some("k8s_job_deleted_externally"));
+}
+
+#[test]
+fn llm_api_error() {
+    let empty = r#"{"type":"assistant","message":{"id":"m","content":[],"stop_reason":null,"usage":{"output_tokens":0}}}"#;
+    let r = map_outcome(&facts(), &t(&[INIT, empty]), Some(&exit(1)));
+    assert_eq!(r.error_code.as_deref(), Some("llm_api_error"));
+    assert_eq!(r.exit_code, Some(1));
+    assert!(r.error_message.unwrap().starts_with("LLM API returned an empty response (stop_reason: null, output_tokens: 0)"));
+}
+
+#[test]
+fn truncation_causes() {
+    let said = r#"{"type":"assistant","message":{"id":"m","content":[{"type":"text","text":"partial"}],"stop_reason":null,"usage":{"output_tokens":7}}}"#;
+    let tr = t(&[INIT, said]);
+    let oom = PodTermination { exit_code: Some(137), reason: Some("OOMKilled".into()), ..Default::default() };
+    let r = map_outcome(&facts(), &tr, Some(&oom));
+    assert_eq!(r.error_code.as_deref(), Some("claude_truncated"));
+    assert_eq!(
+        r.error_message.unwrap(),
+        "Claude run was truncated mid-stream (model: claude-sonnet-4-6) — assistant produced content but no result event arrived; exit code 137, SIGKILL (commonly OOMKilled), reason=OOMKilled"
+    );
+    let f = facts();
+    assert_eq!(describe_truncation_cause(Some(&exit(143)), &f), "exit code 143, SIGTERM");
+    let odd = PodTermination { exit_code: None, signal: Some(9), message: Some("bye".into()), ..Default::default() };
+    assert_eq!(describe_truncation_cause(Some(&odd), &f), "no exit code, signal 9, message=bye");
+    let gone = RunFacts { pod_gone: true, ..facts() };
+    assert!(describe_truncation_cause(None, &gone).starts_with("pod is gone"));
+    let phase = RunFacts { pod_phase: Some("Running".into()), ..facts() };
+    assert!(describe_truncation_cause(None, &phase).starts_with("container terminated state not yet observable (pod phase=Running)"));
+    assert_eq!(describe_truncation_cause(None, &facts()), "pod state unavailable — exit cause unknown");
+}
+
+#[test]
+fn partial_run_messages() {
+    let m = "claude-sonnet-4-6";
+    let e = |lines: &[&str], code: Option<i32>, pod: Option<&PodTermination>| build_partial_run_error(code, m, &t(lines), pod);
+    assert_eq!(e(&[INIT], Some(0), None), "Failed to parse Claude JSON output");
+    assert_eq!(e(&["Error: bad flag", INIT], Some(2), None), "Claude exited with code 2: Error: bad flag");
+    assert_eq!(e(&["{\"no\":\"type\"}"], None, None), "Claude exited with code -1: {\"no\":\"type\"}");
+    assert_eq!(
+        e(&[INIT], Some(1), None),
+        "Claude exited immediately after init (model: claude-sonnet-4-6) (exit code 1) — the model may be unsupported or the session may have been rejected before producing output"
+    );
+    let user = r#"{"type":"user","message":{"content":[]}}"#;
+    assert_eq!(
+        e(&[INIT, user], Some(1), None),
+        "Claude started but did not produce a result (model: claude-sonnet-4-6) — check API credentials, model support, and adapter config"
+    );
+    assert_eq!(e(&[], Some(3), None), "Claude exited with code 3");
+    let oom = PodTermination { exit_code: Some(137), reason: Some("OOMKilled".into()), message: Some("m".into()), signal: None };
+    assert_eq!(e(&[], Some(137), Some(&oom)), "Claude exited with code 137 [pod: reason=OOMKilled, message=m, SIGKILL (commonly OOMKilled)]");
+    let r = map_outcome(&facts(), &t(&[]), Some(&exit(3)));
+    assert_eq!((r.error_code, r.exit_code), (None, Some(3)));
+    assert_eq!(r.error_message.as_deref(), Some("Claude exited with code 3"));
+}

@@ -1,1 +1,151 @@
-//! napi binding placeholder (being written).
+//! napi-rs binding: the host's ctx in, callbacks, the result out. Nothing else.
+//!
+//! The package's JavaScript (`lib/execute.js`) normalises the ctx before it
+//! reaches us: data fields arrive as one JSON string (so `undefined` in arrays,
+//! `NaN`, functions, cycles and throwing getters are dealt with in JS, where a
+//! failure is a rejected promise), and each callback arrives wrapped in an
+//! `async` function, so it always returns a Promise whatever the host's
+//! function does. Here a callback is a strong [`ThreadsafeFunction`] that we
+//! call with `call_async_catch` (a sync throw never reaches
+//! `uncaughtException`) and whose Promise we await before the next call.
+//!
+//! Invariant: no Rust panic unwinds into Node — every entry point runs the
+//! core under `catch_unwind` and turns a panic into a rejection.
+
+use std::panic::AssertUnwindSafe;
+
+use claude_k8s_core::host::{Host, HostError, LogStream, SpawnInfo};
+use futures::FutureExt;
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::ThreadsafeFunction;
+use napi_derive::napi;
+use serde_json::Value;
+
+/// A JS callback taking `A`, returning a Promise we await.
+type Callback<A> = ThreadsafeFunction<A, Promise<()>, A, Status, false>;
+type LogArgs = FnArgs<(String, String)>;
+
+struct JsHost {
+    on_log: Callback<LogArgs>,
+    on_meta: Option<Callback<Value>>,
+    on_spawn: Option<Callback<Value>>,
+}
+
+async fn call<A: 'static + JsValuesTupleIntoVec>(
+    callback: &'static str,
+    f: &Callback<A>,
+    arg: A,
+) -> std::result::Result<(), HostError> {
+    let to_host = |e: napi::Error| HostError { callback, message: e.reason.clone() };
+    let promise = f.call_async_catch(arg).await.map_err(to_host)?;
+    promise.await.map_err(to_host)
+}
+
+impl Host for JsHost {
+    async fn on_log(&self, stream: LogStream, chunk: String) -> std::result::Result<(), HostError> {
+        call("onLog", &self.on_log, (stream.as_str().to_owned(), chunk).into()).await
+    }
+
+    async fn on_meta(&self, meta: Value) -> std::result::Result<(), HostError> {
+        match &self.on_meta {
+            Some(f) => call("onMeta", f, meta).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn on_spawn(&self, info: SpawnInfo) -> std::result::Result<(), HostError> {
+        match &self.on_spawn {
+            Some(f) => {
+                let v = serde_json::to_value(info).map_err(|e| HostError { callback: "onSpawn", message: e.to_string() })?;
+                call("onSpawn", f, v).await
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+/// Runs `fut`, turning a panic into a rejection instead of unwinding into Node.
+async fn guarded<T>(what: &str, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    match AssertUnwindSafe(fut).catch_unwind().await {
+        Ok(r) => r,
+        Err(panic) => {
+            let detail = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            Err(Error::new(Status::GenericFailure, format!("[INTERNAL] {what} panicked: {detail}")))
+        }
+    }
+}
+
+fn parse_ctx(ctx_json: &str) -> Result<Value> {
+    serde_json::from_str(ctx_json)
+        .map_err(|e| Error::new(Status::InvalidArg, format!("[INVALID_CTX] ctx is not valid JSON: {e}")))
+}
+
+/// Low-level entry used by `lib/execute.js`; call the package's `execute(ctx)` instead.
+#[napi(js_name = "executeNative")]
+pub async fn execute_native(
+    ctx_json: String,
+    #[napi(ts_arg_type = "(stream: 'stdout' | 'stderr', chunk: string) => Promise<void>")] on_log: Callback<LogArgs>,
+    #[napi(ts_arg_type = "((meta: Record<string, unknown>) => Promise<void>) | undefined | null")] on_meta: Option<
+        Callback<Value>,
+    >,
+    #[napi(ts_arg_type = "((info: { pid: number; processGroupId: null; startedAt: string }) => Promise<void>) | undefined | null")]
+    on_spawn: Option<Callback<Value>>,
+) -> Result<Value> {
+    guarded("execute", async move {
+        let ctx = parse_ctx(&ctx_json)?;
+        let host = std::sync::Arc::new(JsHost { on_log, on_meta, on_spawn });
+        let outcome = claude_k8s_core::run::execute(&ctx, host).await;
+        match outcome {
+            Ok(result) => serde_json::to_value(result)
+                .map_err(|e| Error::new(Status::GenericFailure, format!("[INTERNAL] result: {e}"))),
+            Err(e) => Err(Error::new(Status::GenericFailure, e.to_string())),
+        }
+    })
+    .await
+}
+
+/// Low-level entry used by `lib/environment.js`; call `testEnvironment(ctx)` instead.
+#[napi(js_name = "testEnvironmentNative")]
+pub async fn test_environment_native(ctx_json: String) -> Result<Value> {
+    guarded("testEnvironment", async move {
+        let ctx = parse_ctx(&ctx_json)?;
+        let env = claude_k8s_core::config::HostEnv::from_process();
+        let report = claude_k8s_core::env_test::test_environment(&ctx, &env).await;
+        serde_json::to_value(report).map_err(|e| Error::new(Status::GenericFailure, format!("[INTERNAL] result: {e}")))
+    })
+    .await
+}
+
+fn skills(ctx_json: &str, desired_json: Option<&str>) -> Result<Value> {
+    let ctx = parse_ctx(ctx_json)?;
+    let config = claude_k8s_core::ctx::as_object(ctx.get("config").unwrap_or(&Value::Null));
+    let desired: Option<Vec<String>> = match desired_json {
+        Some(d) => match parse_ctx(d)? {
+            Value::Array(a) => Some(a.into_iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()),
+            _ => None,
+        },
+        None => None,
+    };
+    let snapshot = claude_k8s_core::bundle::skills_snapshot(
+        &config,
+        desired.as_deref(),
+        std::path::Path::new("/paperclip/.claude/skills"),
+    );
+    serde_json::to_value(snapshot).map_err(|e| Error::new(Status::GenericFailure, format!("[INTERNAL] result: {e}")))
+}
+
+/// Low-level entry used by `lib/environment.js`; call `listSkills(ctx)` instead.
+#[napi(js_name = "listSkillsNative")]
+pub async fn list_skills_native(ctx_json: String) -> Result<Value> {
+    guarded("listSkills", async move { skills(&ctx_json, None) }).await
+}
+
+/// Low-level entry used by `lib/environment.js`; call `syncSkills(ctx, desired)` instead.
+#[napi(js_name = "syncSkillsNative")]
+pub async fn sync_skills_native(ctx_json: String, desired_json: String) -> Result<Value> {
+    guarded("syncSkills", async move { skills(&ctx_json, Some(&desired_json)) }).await
+}

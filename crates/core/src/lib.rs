@@ -33,5 +33,6 @@ pub mod pod;
 pub mod cancel;
 pub mod cluster;
 pub mod report;
-// pub mod logs;
-// pub mod run;
+pub mod logs;
+pub mod run;
+pub mod env_test;

@@ -1,0 +1,117 @@
+// execute(ctx) through the napi binding, for everything that must happen
+// before the cluster is touched: bad input, callbacks that misbehave, panics.
+// (The runs themselves are the e2e suites' job.)
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { execute } from "../server.js";
+
+const baseCtx = () => ({
+  runId: "run-test-001",
+  agent: { id: "agent-abc", companyId: "co1", name: "Test Agent", adapterType: "claude_k8s", adapterConfig: {} },
+  runtime: { sessionId: null, sessionParams: null, sessionDisplayId: null, taskKey: null },
+  config: {},
+  context: {},
+  onLog: async () => {},
+  onMeta: async () => {},
+});
+
+let savedApiUrl;
+beforeEach(() => {
+  savedApiUrl = process.env.PAPERCLIP_API_URL;
+  delete process.env.PAPERCLIP_API_URL;
+});
+afterEach(() => {
+  if (savedApiUrl === undefined) delete process.env.PAPERCLIP_API_URL;
+  else process.env.PAPERCLIP_API_URL = savedApiUrl;
+});
+
+describe("execute: invalid agent id", () => {
+  it.each([[""], ["!!!"], ["---"], ["日本語"]])("agent id %j → k8s_agent_id_invalid, no cluster call", async (id) => {
+    const logs = [];
+    const ctx = { ...baseCtx(), agent: { ...baseCtx().agent, id }, onLog: async (s, c) => logs.push([s, c]) };
+    // A kubeconfig that does not exist: touching the cluster would fail differently.
+    ctx.config = { kubeconfig: "/nonexistent/kubeconfig" };
+    const r = await execute(ctx);
+    expect(r).toMatchObject({
+      exitCode: null,
+      signal: null,
+      timedOut: false,
+      errorCode: "k8s_agent_id_invalid",
+      errorMessage: `Agent ID "${id}" cannot be sanitized to a valid Kubernetes label`,
+    });
+    expect(logs).toEqual([["stderr", "[paperclip] Warning: PAPERCLIP_API_URL not set — cancel polling disabled\n"]]);
+  });
+
+  it("a missing agent is an invalid agent id, not a crash", async () => {
+    const ctx = { ...baseCtx(), agent: undefined };
+    const r = await execute(ctx);
+    expect(r.errorCode).toBe("k8s_agent_id_invalid");
+  });
+});
+
+describe("execute: malformed arguments reject, never throw synchronously", () => {
+  it.each([
+    ["no ctx", undefined, /ctx must be an object/],
+    ["null ctx", null, /ctx must be an object/],
+    ["string ctx", "ctx", /ctx must be an object/],
+    ["no onLog", { runId: "r" }, /ctx.onLog must be a function/],
+    ["onLog not a function", { runId: "r", onLog: "nope" }, /ctx.onLog must be a function/],
+    ["onMeta not a function", { runId: "r", onLog: async () => {}, onMeta: 42 }, /ctx.onMeta must be a function/],
+  ])("%s", async (_name, ctx, message) => {
+    let p;
+    expect(() => {
+      p = execute(ctx);
+    }).not.toThrow();
+    await expect(p).rejects.toThrow(message);
+  });
+
+  it("a throwing getter in the ctx rejects with its message", async () => {
+    const ctx = baseCtx();
+    Object.defineProperty(ctx, "config", { enumerable: true, get() { throw new Error("getter exploded"); } });
+    await expect(execute(ctx)).rejects.toThrow("getter exploded");
+  });
+
+  it("values serde cannot hold are normalised: undefined in arrays, NaN, functions, cycles, BigInt", async () => {
+    const cyc = { a: 1 };
+    cyc.self = cyc;
+    const ctx = baseCtx();
+    ctx.agent = { ...ctx.agent, id: "%%%" }; // stop at the agent-id check: no cluster
+    ctx.config = { extraArgs: ["--x", undefined], n: NaN, f() {}, big: 10n, cyc, deep: JSON.parse("[".repeat(60) + "]".repeat(60)) };
+    ctx.context = { when: new Date(0), list: [undefined, () => 1] };
+    const r = await execute(ctx);
+    expect(r.errorCode).toBe("k8s_agent_id_invalid");
+  });
+
+  it("unknown ctx fields of newer hosts are ignored", async () => {
+    const ctx = { ...baseCtx(), executionTarget: { kind: "x" }, executionTransport: "y", onRuntimeProgress: () => {}, signal: new AbortController().signal };
+    ctx.agent = { ...ctx.agent, id: "***" };
+    const r = await execute(ctx);
+    expect(r.errorCode).toBe("k8s_agent_id_invalid");
+  });
+});
+
+describe("execute: callbacks that fail", () => {
+  const failingCtx = (onLog) => ({ ...baseCtx(), agent: { ...baseCtx().agent, id: "%%%" }, onLog });
+
+  it.each([
+    ["rejects with an Error", async () => { throw new Error("boom"); }, "boom"],
+    ["throws synchronously", () => { throw new Error("boom-sync"); }, "boom-sync"],
+    ["throws a string", () => { throw "str-thrown"; }, "str-thrown"],
+    ["rejects with a plain object", () => Promise.reject({ code: 42 }), '{"code":42}'],
+  ])("onLog that %s makes execute reject naming it", async (_n, onLog, detail) => {
+    const err = await execute(failingCtx(onLog)).then(() => null, (e) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(err.message).toContain("onLog");
+    expect(err.message).toContain(detail);
+  });
+
+  it("an onLog returning garbage is fine (its value is ignored)", async () => {
+    const r = await execute(failingCtx(() => 42));
+    expect(r.errorCode).toBe("k8s_agent_id_invalid");
+  });
+
+  it("the addon keeps working after a callback failure", async () => {
+    await expect(execute(failingCtx(() => { throw new Error("x"); }))).rejects.toThrow();
+    const r = await execute(failingCtx(async () => {}));
+    expect(r.errorCode).toBe("k8s_agent_id_invalid");
+  });
+});

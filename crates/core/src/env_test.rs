@@ -1,0 +1,288 @@
+//! `testEnvironment(ctx)` (contract §1.14): can this adapter run here?
+//!
+//! The original checked ten RBAC verbs; `execute` uses more (jobs watch and
+//! patch, pods get and watch, secrets patch). Each verb `execute` uses is
+//! checked here with a SelfSubjectAccessReview, so a Role that lacks one is
+//! reported before a run fails on it. [`EXECUTE_VERBS`] is the single list;
+//! the README's Role is tested against it.
+
+use futures::future::join_all;
+use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Secret};
+use kube::Api;
+use kube::api::PostParams;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::cluster::{self, describe_error};
+
+/// One check's result, in the host's `AdapterEnvironmentCheck` shape.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    pub code: String,
+    pub level: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl Check {
+    fn new(code: &str, level: &'static str, message: String) -> Self {
+        Check { code: code.into(), level, message, detail: None, hint: None }
+    }
+}
+
+/// `AdapterEnvironmentTestResult`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentReport {
+    pub adapter_type: String,
+    pub status: &'static str,
+    pub checks: Vec<Check>,
+    pub tested_at: String,
+}
+
+/// A verb `execute` needs: (check code, API group, resource, subresource, verb, label).
+pub struct Permission {
+    pub code: &'static str,
+    pub group: &'static str,
+    pub resource: &'static str,
+    pub subresource: Option<&'static str>,
+    pub verb: &'static str,
+    pub label: &'static str,
+}
+
+const fn perm(
+    code: &'static str,
+    group: &'static str,
+    resource: &'static str,
+    subresource: Option<&'static str>,
+    verb: &'static str,
+    label: &'static str,
+) -> Permission {
+    Permission { code, group, resource, subresource, verb, label }
+}
+
+/// Every verb `execute` and `testEnvironment` use, in the namespace of the Jobs.
+pub const EXECUTE_VERBS: &[Permission] = &[
+    perm("k8s_rbac_job_create", "batch", "jobs", None, "create", "create jobs"),
+    perm("k8s_rbac_job_delete", "batch", "jobs", None, "delete", "delete jobs"),
+    perm("k8s_rbac_job_get", "batch", "jobs", None, "get", "get jobs"),
+    perm("k8s_rbac_job_list", "batch", "jobs", None, "list", "list jobs"),
+    perm("k8s_rbac_job_watch", "batch", "jobs", None, "watch", "watch jobs"),
+    perm("k8s_rbac_job_patch", "batch", "jobs", None, "patch", "patch jobs"),
+    perm("k8s_rbac_pod_get", "", "pods", None, "get", "get pods"),
+    perm("k8s_rbac_pod_list", "", "pods", None, "list", "list pods"),
+    perm("k8s_rbac_pod_watch", "", "pods", None, "watch", "watch pods"),
+    perm("k8s_rbac_pod_log", "", "pods", Some("log"), "get", "read pod logs"),
+    perm("k8s_rbac_secret_create", "", "secrets", None, "create", "create secrets"),
+    perm("k8s_rbac_secret_delete", "", "secrets", None, "delete", "delete secrets"),
+    perm("k8s_rbac_secret_get", "", "secrets", None, "get", "get secrets"),
+    perm("k8s_rbac_secret_patch", "", "secrets", None, "patch", "patch secrets"),
+    perm("k8s_rbac_pvc_get", "", "persistentvolumeclaims", None, "get", "get persistentvolumeclaims"),
+];
+
+fn status_of(checks: &[Check]) -> &'static str {
+    if checks.iter().any(|c| c.level == "error") {
+        "fail"
+    } else if checks.iter().any(|c| c.level == "warn") {
+        "warn"
+    } else {
+        "pass"
+    }
+}
+
+fn str_field<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
+    m.get(k).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+async fn access_check(client: &kube::Client, ns: &str, p: &Permission) -> Check {
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(ns.to_owned()),
+                group: Some(p.group.to_owned()),
+                resource: Some(p.resource.to_owned()),
+                subresource: p.subresource.map(str::to_owned),
+                verb: Some(p.verb.to_owned()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    match api.create(&PostParams::default(), &review).await {
+        Ok(r) if r.status.as_ref().is_some_and(|s| s.allowed) => {
+            Check::new(p.code, "info", format!("RBAC: allowed to {} in {ns}", p.label))
+        }
+        Ok(_) => {
+            let mut c = Check::new(p.code, "error", format!("RBAC: not allowed to {} in {ns}", p.label));
+            let group = if p.group.is_empty() { "\"\"".to_owned() } else { p.group.to_owned() };
+            let resource = match p.subresource {
+                Some(s) => format!("{}/{s}", p.resource),
+                None => p.resource.to_owned(),
+            };
+            c.hint = Some(format!(
+                "Grant verb \"{}\" on {resource} (apiGroup {group}) to the adapter's ServiceAccount in namespace {ns} — see the README's Role.",
+                p.verb
+            ));
+            c
+        }
+        Err(e) => Check::new(p.code, "warn", format!("RBAC check for {} failed: {}", p.label, describe_error(&e))),
+    }
+}
+
+/// Runs every check. Never fails: problems are checks.
+pub async fn test_environment(ctx: &Value, env: &crate::config::HostEnv) -> EnvironmentReport {
+    let ctx = crate::ctx::as_object(ctx);
+    let adapter_type = str_field(&ctx, "adapterType").unwrap_or("claude_k8s").to_owned();
+    let config = crate::ctx::as_object(ctx.get("config").unwrap_or(&Value::Null));
+    let tested_at = k8s_openapi::jiff::Timestamp::now().to_string();
+    let mut checks = Vec::new();
+    let done = |checks: Vec<Check>| EnvironmentReport {
+        adapter_type: adapter_type.clone(),
+        status: status_of(&checks),
+        checks,
+        tested_at: tested_at.clone(),
+    };
+
+    let kubeconfig = str_field(&config, "kubeconfig");
+    let cluster = match cluster::connect(kubeconfig).await {
+        Ok(c) => c,
+        Err(e) => {
+            checks.push(Check::new("k8s_api_unreachable", "error", format!("Cannot reach Kubernetes API: {e}")));
+            return done(checks);
+        }
+    };
+    let self_pod = match crate::selfpod::cached_discover(&cluster.client, env, kubeconfig).await {
+        Ok(p) => p,
+        Err(e) => {
+            checks.push(Check::new("k8s_api_unreachable", "error", format!("Cannot reach Kubernetes API: {e}")));
+            return done(checks);
+        }
+    };
+    // Off-cluster there is no pod read to prove the API answers: ask for its version.
+    if self_pod.is_none() {
+        if let Err(e) = cluster.client.apiserver_version().await {
+            checks.push(Check::new("k8s_api_unreachable", "error", format!("Cannot reach Kubernetes API: {}", describe_error(&e))));
+            return done(checks);
+        }
+    }
+    let pod_ns = self_pod.as_ref().map(|p| p.namespace.clone());
+    let namespace = str_field(&config, "namespace")
+        .map(str::to_owned)
+        .or_else(|| pod_ns.clone())
+        .unwrap_or_else(|| cluster.default_namespace.clone());
+    let mut reachable = Check::new(
+        "k8s_api_reachable",
+        "info",
+        format!("Kubernetes API reachable; running in namespace {}", pod_ns.as_deref().unwrap_or(&namespace)),
+    );
+    reachable.detail = Some(match &self_pod {
+        Some(p) => format!("Image: {}", p.image),
+        None => "Not running in a pod: off-cluster mode (config.image is required)".to_owned(),
+    });
+    checks.push(reachable);
+
+    if pod_ns.as_deref() == Some(namespace.as_str()) {
+        checks.push(Check::new("k8s_namespace_exists", "info", format!("Namespace {namespace} exists")));
+    } else {
+        let api: Api<Namespace> = Api::all(cluster.client.clone());
+        match api.get(&namespace).await {
+            Ok(_) => checks.push(Check::new("k8s_namespace_exists", "info", format!("Namespace {namespace} exists"))),
+            Err(e) => checks.push(Check::new(
+                "k8s_namespace_check_failed",
+                "warn",
+                format!("Could not verify namespace {namespace}: {}", describe_error(&e)),
+            )),
+        }
+    }
+
+    let client = &cluster.client;
+    let rbac = join_all(EXECUTE_VERBS.iter().map(|p| access_check(client, &namespace, p)));
+    let secret_ref = str_field(&config, "secretRef").unwrap_or("paperclip-secrets").to_owned();
+    let secret = async {
+        let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+        match api.get_metadata_opt(&secret_ref).await {
+            Ok(Some(_)) => Check::new("k8s_secret_exists", "info", format!("Secret {secret_ref} exists in {namespace}")),
+            Ok(None) => Check::new("k8s_secret_missing", "warn", format!("Secret {secret_ref} not found in {namespace}")),
+            Err(e) => Check::new(
+                "k8s_secret_missing",
+                "warn",
+                format!("Could not read Secret {secret_ref} in {namespace}: {}", describe_error(&e)),
+            ),
+        }
+    };
+    let pvc = async {
+        let claim = self_pod.as_ref().and_then(|p| p.pvc_claim_name.clone());
+        let Some(claim) = claim else {
+            return Check::new(
+                "k8s_pvc_not_detected",
+                "warn",
+                "No PVC mounted at /paperclip was detected; sessions and the prompt bundle will not persist across runs".into(),
+            );
+        };
+        let pvc_ns = pod_ns.clone().unwrap_or_else(|| namespace.clone());
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &pvc_ns);
+        match api.get(&claim).await {
+            Ok(p) => {
+                let modes = p.spec.and_then(|s| s.access_modes).unwrap_or_default();
+                if modes.iter().any(|m| m == "ReadWriteMany") {
+                    Check::new("k8s_pvc_rwx", "info", format!("PVC {claim} is ReadWriteMany"))
+                } else {
+                    let mut c = Check::new(
+                        "k8s_pvc_not_rwx",
+                        "warn",
+                        format!("PVC {claim} is not ReadWriteMany ({})", modes.join(", ")),
+                    );
+                    c.hint = Some("Job pods mount the same claim while Paperclip runs; use a ReadWriteMany volume or pin Jobs to the same node.".into());
+                    c
+                }
+            }
+            Err(e) => Check::new("k8s_pvc_check_failed", "warn", format!("Could not read PVC {claim}: {}", describe_error(&e))),
+        }
+    };
+    let (rbac, secret, pvc) = futures::join!(rbac, secret, pvc);
+    checks.extend(rbac);
+    checks.push(secret);
+    checks.push(pvc);
+    done(checks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_is_worst_level() {
+        let c = |l| Check::new("x", l, String::new());
+        assert_eq!(status_of(&[c("info")]), "pass");
+        assert_eq!(status_of(&[c("info"), c("warn")]), "warn");
+        assert_eq!(status_of(&[c("warn"), c("error")]), "fail");
+    }
+
+    #[test]
+    fn every_verb_execute_uses_is_checked() {
+        let has = |res: &str, sub: Option<&str>, verb: &str| {
+            EXECUTE_VERBS.iter().any(|p| p.resource == res && p.subresource == sub && p.verb == verb)
+        };
+        for verb in ["create", "delete", "get", "list", "watch", "patch"] {
+            assert!(has("jobs", None, verb), "jobs {verb}");
+        }
+        for verb in ["get", "list", "watch"] {
+            assert!(has("pods", None, verb), "pods {verb}");
+        }
+        assert!(has("pods", Some("log"), "get"));
+        for verb in ["create", "delete", "get", "patch"] {
+            assert!(has("secrets", None, verb), "secrets {verb}");
+        }
+        assert!(has("persistentvolumeclaims", None, "get"));
+        let mut codes: Vec<_> = EXECUTE_VERBS.iter().map(|p| p.code).collect();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), EXECUTE_VERBS.len(), "check codes are unique");
+    }
+}

@@ -1,0 +1,215 @@
+//! Following the `claude` container's log, exactly once.
+//!
+//! The log is read with `follow=true&timestamps=true`. Every line carries the
+//! kubelet's nanosecond timestamp; [`ResumeCursor`] remembers the last line
+//! delivered, so when a stream drops we reconnect with `sinceTime` (truncated
+//! to the second, because kube rounds it) and drop what was already delivered.
+//! No `sinceSeconds` guesses, no reliance on the dedup filter — that filter
+//! only stays as a safety net for lines a buggy kubelet repeats verbatim.
+//!
+//! The follower is finished when a read that *started after* the container had
+//! terminated reaches EOF: only then is the log known to be drained (a stream
+//! that ends around the time of termination may have been cut, not completed).
+//!
+//! Memory: one partial line, one batch of complete lines (≤ [`BATCH_BYTES`]
+//! plus the longest line), and the transcript parser's bounded state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::AsyncBufReadExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::LogParams;
+use tokio::sync::watch;
+
+use crate::dedup::LineDedup;
+use crate::host::{Host, HostError, LogStream};
+use crate::lines::{LineAssembler, LogLine, ResumeCursor};
+use crate::pod::CLAUDE_CONTAINER;
+use crate::report::Reporter;
+use crate::transcript::TranscriptParser;
+
+/// Upper bound of one `onLog` chunk (lines are never split across chunks).
+pub const BATCH_BYTES: usize = 1 << 20;
+
+/// What the log follower needs to know about the pod, published by the pod watch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ContainerView {
+    /// The `claude` container runs or ran: its log exists.
+    pub started: bool,
+    /// The `claude` container has a terminated state.
+    pub terminated: bool,
+    /// The pod object is gone.
+    pub pod_gone: bool,
+    /// The pipeline wants the follower to stop now (cancel, deadline, Job gone).
+    pub stop: bool,
+}
+
+/// How following ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FollowEnd {
+    /// Read to EOF after the container terminated.
+    Drained,
+    /// The pod disappeared before its log could be drained.
+    PodGone,
+    /// The log could not be read at all (e.g. RBAC denies `pods/log`).
+    Unreadable(String),
+    /// Told to stop before the log was drained.
+    Stopped,
+}
+
+/// Counters for diagnostics and the benchmarks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FollowStats {
+    pub connections: u32,
+    pub lines: u64,
+    pub bytes: u64,
+    pub dropped_duplicates: u64,
+}
+
+pub struct LogFollower<H: Host> {
+    api: Api<Pod>,
+    pod: String,
+    reporter: Arc<Reporter<H>>,
+    cursor: ResumeCursor,
+    dedup: LineDedup,
+    pub stats: FollowStats,
+}
+
+/// Consecutive failed connects tolerated before giving up on the log.
+const MAX_FAILED_CONNECTS: u32 = 30;
+
+impl<H: Host> LogFollower<H> {
+    pub fn new(api: Api<Pod>, pod: String, reporter: Arc<Reporter<H>>) -> Self {
+        LogFollower { api, pod, reporter, cursor: ResumeCursor::new(), dedup: LineDedup::new(), stats: FollowStats::default() }
+    }
+
+    /// Follows until drained (or the pod is gone), feeding `parser` and the host.
+    pub async fn run(
+        &mut self,
+        parser: &mut TranscriptParser,
+        mut view: watch::Receiver<ContainerView>,
+    ) -> Result<FollowEnd, HostError> {
+        let mut failures = 0u32;
+        // Nothing to read before the container has started.
+        if view.wait_for(|v| v.started || v.pod_gone || v.stop).await.is_err() {
+            return Ok(FollowEnd::Stopped);
+        }
+        loop {
+            let before = *view.borrow_and_update();
+            if before.stop {
+                return Ok(FollowEnd::Stopped);
+            }
+            if before.pod_gone {
+                return Ok(FollowEnd::PodGone);
+            }
+            let params = LogParams {
+                container: Some(CLAUDE_CONTAINER.to_owned()),
+                // After termination a plain read returns the rest and closes.
+                follow: !before.terminated,
+                timestamps: true,
+                since_time: self.cursor.since_time(),
+                ..LogParams::default()
+            };
+            self.stats.connections += 1;
+            let stream = match self.api.log_stream(&self.pod, &params).await {
+                Ok(s) => s,
+                Err(e) => {
+                    if crate::cluster::is_not_found(&e) && before.terminated {
+                        return Ok(FollowEnd::PodGone);
+                    }
+                    if matches!(&e, kube::Error::Api(s) if s.code == 403) {
+                        return Ok(FollowEnd::Unreadable(crate::cluster::describe_error(&e)));
+                    }
+                    failures += 1;
+                    if failures >= MAX_FAILED_CONNECTS {
+                        return Ok(FollowEnd::Unreadable(crate::cluster::describe_error(&e)));
+                    }
+                    tracing::debug!(error = %e, failures, "log connect failed; retrying");
+                    // A pod that is gone will also show up on the watch; wait
+                    // for either that or a short backoff.
+                    let backoff = Duration::from_millis(200 * u64::from(failures.min(10)));
+                    let _ = tokio::time::timeout(backoff, view.changed()).await;
+                    continue;
+                }
+            };
+            let Some(clean_eof) = self.read_stream(stream, parser, &mut view).await? else {
+                return Ok(FollowEnd::Stopped);
+            };
+            failures = 0;
+            if clean_eof && before.terminated {
+                return Ok(FollowEnd::Drained);
+            }
+            if !clean_eof {
+                tracing::debug!(pod = %self.pod, "log stream dropped; resuming from the last line");
+            }
+        }
+    }
+
+    /// Reads one connection. Returns whether it ended in a clean EOF, or
+    /// `None` when told to stop.
+    async fn read_stream(
+        &mut self,
+        stream: impl futures::AsyncBufRead + Unpin,
+        parser: &mut TranscriptParser,
+        view: &mut watch::Receiver<ContainerView>,
+    ) -> Result<Option<bool>, HostError> {
+        let mut stream = stream;
+        let mut assembler = LineAssembler::new();
+        let mut batch = String::new();
+        let clean = loop {
+            let read = tokio::select! {
+                r = stream.fill_buf() => r,
+                _ = view.wait_for(|v| v.stop) => return Ok(None),
+            };
+            let chunk = match read {
+                Ok([]) => break true,
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!(error = %e, "log stream error");
+                    break false;
+                }
+            };
+            let n = chunk.len();
+            let lines = assembler.push(chunk);
+            stream.consume_unpin(n);
+            for line in lines {
+                self.admit(line, parser, &mut batch);
+                if batch.len() >= BATCH_BYTES {
+                    self.reporter.log(LogStream::Stdout, std::mem::take(&mut batch)).await?;
+                }
+            }
+            if !batch.is_empty() {
+                self.reporter.log(LogStream::Stdout, std::mem::take(&mut batch)).await?;
+            }
+        };
+        // A clean EOF ends the last line even without a newline; after a drop
+        // the partial line is discarded — the kubelet sends it again, whole.
+        if clean {
+            if let Some(line) = assembler.finish() {
+                self.admit(line, parser, &mut batch);
+            }
+        }
+        if !batch.is_empty() {
+            self.reporter.log(LogStream::Stdout, batch).await?;
+        }
+        Ok(Some(clean))
+    }
+
+    fn admit(&mut self, line: LogLine, parser: &mut TranscriptParser, batch: &mut String) {
+        if !self.cursor.admit(&line) {
+            return;
+        }
+        if !self.dedup.admit(&line.bytes) {
+            self.stats.dropped_duplicates += 1;
+            return;
+        }
+        self.stats.lines += 1;
+        self.stats.bytes += line.bytes.len() as u64 + 1;
+        parser.feed(&line.bytes);
+        batch.push_str(&String::from_utf8_lossy(&line.bytes));
+        batch.push('\n');
+    }
+}
+

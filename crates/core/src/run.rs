@@ -1,0 +1,701 @@
+//! `execute(ctx)`: the whole pipeline, in the order of contract §1.5.
+//!
+//! read config → per-agent lock { self pod → guard → bundle → create or
+//! reattach } → watch pod and Job, follow the log, poll for cancellation →
+//! clean up → map the outcome.
+//!
+//! Nothing here polls the apiserver on a timer: the pod and the Job are
+//! watched (kube-runtime's watcher re-lists on 410 and backs off on errors);
+//! the only timers are the host-side cancel poll, the keepalive line, and the
+//! deadlines.
+//!
+//! Invariants:
+//! - From the moment a Job exists, every path out of [`execute`] — success,
+//!   agent failure, adapter error, callback error, cancellation — goes through
+//!   [`cleanup`], which deletes the Job (unless `retainJobs` or a state
+//!   mismatch asks to keep it) and the prompt Secret.
+//! - No secret (API keys, the agent token) is put in `onMeta`, a log line or
+//!   an error message.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex as StdMutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::cancel::{self, CancelProbe, Poll};
+use crate::cluster::{self, describe_error, is_not_found};
+use crate::config::{AdapterConfig, HostEnv};
+use crate::ctx::RunContext;
+use crate::guard::{self, ReattachTarget, Verdict};
+use crate::host::{Host, HostError, SpawnInfo};
+use crate::logs::{ContainerView, FollowEnd, LogFollower};
+use crate::names::sanitize_label_value;
+use crate::outcome::{PodTermination, RunFacts, RunResult, map_outcome};
+use crate::pod::{self, PodProgress};
+use crate::report::Reporter;
+use crate::transcript::TranscriptParser;
+
+/// Why `execute` rejects instead of returning a result.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A host callback threw or rejected; the Job was cleaned up first.
+    #[error("[CALLBACK_FAILED] {0}")]
+    Callback(#[from] HostError),
+    /// The adapter could not prepare the run (self-pod introspection, bundle…),
+    /// as the original threw in those places.
+    #[error("[SETUP_FAILED] {0}")]
+    Setup(String),
+}
+
+/// How often the keepalive line is considered.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+/// How long watches may fail in a row before the Job's state counts as unknowable.
+const STATE_RECHECK: Duration = Duration::from_secs(60);
+/// After the Job vanished, how long the log may still drain.
+const JOB_GONE_DRAIN: Duration = Duration::from_secs(10);
+
+/// Per-agent locks around guard + create (FAR-29): two runs of one agent never
+/// both pass the guard; different agents never wait on each other.
+static AGENT_LOCKS: LazyLock<StdMutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> =
+    LazyLock::new(Default::default);
+
+fn agent_lock(agent: &str) -> Arc<tokio::sync::Mutex<()>> {
+    let mut locks = AGENT_LOCKS.lock().unwrap_or_else(|p| p.into_inner());
+    // Drop locks nobody holds, so the map stays as small as the set of busy agents.
+    locks.retain(|_, l| Arc::strong_count(l) > 1);
+    locks.entry(agent.to_owned()).or_default().clone()
+}
+
+/// Runs one heartbeat. `Ok` is Paperclip's result (including agent failures
+/// and adapter error codes); `Err` is a rejection.
+pub async fn execute<H: Host + 'static>(ctx: &Value, host: Arc<H>) -> Result<RunResult, RunError> {
+    let rc = RunContext::from_json(ctx);
+    let env = HostEnv::from_process();
+    let reporter = Arc::new(Reporter::new(host));
+    execute_with(&rc, &env, reporter).await
+}
+
+/// [`execute`] with the process environment given (tests inject it).
+pub async fn execute_with<H: Host + 'static>(
+    rc: &RunContext,
+    env: &HostEnv,
+    reporter: Arc<Reporter<H>>,
+) -> Result<RunResult, RunError> {
+    let cfg = match AdapterConfig::from_ctx(rc) {
+        Ok(c) => c,
+        Err(e) => return Ok(RunResult::error("k8s_config_invalid", &e.to_string())),
+    };
+    let api_url = env.paperclip_api_url();
+    if api_url.is_none() {
+        reporter.warn("Warning: PAPERCLIP_API_URL not set — cancel polling disabled").await?;
+    }
+    let Some(agent_label) = sanitize_label_value(&rc.agent.id) else {
+        return Ok(RunResult::error(
+            "k8s_agent_id_invalid",
+            &format!("Agent ID \"{}\" cannot be sanitized to a valid Kubernetes label", rc.agent.id),
+        ));
+    };
+
+    let lock = agent_lock(&rc.agent.id);
+    let guard_held = lock.lock().await;
+    let started = match start(rc, env, &cfg, &agent_label, &reporter).await? {
+        Started::Done(result) => return Ok(result),
+        Started::Running(run) => run,
+    };
+    drop(guard_held);
+
+    let probe = match api_url.as_deref() {
+        Some(url) => CancelProbe::new(url, &rc.run_id, rc.auth_token.as_deref()),
+        None => None,
+    };
+    let outcome = follow(rc, &cfg, &started, &reporter, probe).await;
+    let retain = matches!(&outcome, Ok(f) if f.retain);
+    cleanup(&started, &cfg, retain, outcome.as_ref().is_ok_and(|f| f.job_already_deleted), &reporter).await;
+    let followed = outcome?;
+    Ok(followed.result)
+}
+
+/// A Job we created or reattached to, and what cleanup must know of it.
+struct Running {
+    client: Client,
+    namespace: String,
+    job_name: String,
+    job_uid: Option<String>,
+    prompt_secret: Option<String>,
+    reattached: bool,
+    timeout_sec: i64,
+}
+
+enum Started {
+    Running(Running),
+    Done(RunResult),
+}
+
+/// Everything under the per-agent lock: connect, guard, then create or reattach.
+async fn start<H: Host>(
+    rc: &RunContext,
+    env: &HostEnv,
+    cfg: &AdapterConfig,
+    agent_label: &str,
+    reporter: &Reporter<H>,
+) -> Result<Started, RunError> {
+    let cluster = cluster::connect(cfg.kubeconfig.as_deref()).await.map_err(|e| RunError::Setup(e.to_string()))?;
+    let self_pod = crate::selfpod::cached_discover(&cluster.client, env, cfg.kubeconfig.as_deref())
+        .await
+        .map_err(|e| RunError::Setup(e.to_string()))?;
+    let namespace = cfg
+        .namespace
+        .clone()
+        .or_else(|| self_pod.as_ref().map(|p| p.namespace.clone()))
+        .unwrap_or_else(|| cluster.default_namespace.clone());
+
+    let session_label = rc.session_id().and_then(sanitize_label_value);
+    let task_label = rc.task_id().and_then(sanitize_label_value);
+
+    // The guard fails closed: no list, no run.
+    let jobs: Api<Job> = Api::namespaced(cluster.client.clone(), &namespace);
+    let listed = match jobs.list(&ListParams::default().labels(&guard::agent_selector(agent_label))).await {
+        Ok(l) => l.items,
+        Err(e) => {
+            return Ok(Started::Done(RunResult::error(
+                "k8s_concurrency_guard_unreachable",
+                &format!("Concurrency guard unreachable: {}", describe_error(&e)),
+            )));
+        }
+    };
+    let verdict = guard::decide(
+        &listed,
+        &rc.run_id,
+        &namespace,
+        cfg.reattach_orphaned_jobs,
+        task_label.as_deref(),
+        session_label.as_deref(),
+    );
+    if let Verdict::Block { code, message } = &verdict {
+        return Ok(Started::Done(RunResult::error(code, message)));
+    }
+
+    let has_volume = self_pod.as_ref().is_some_and(|p| p.pvc_claim_name.is_some());
+    let prepared = crate::bundle::prepare_for_run(rc, cfg, env, has_volume).map_err(|e| RunError::Setup(e.to_string()))?;
+    for line in &prepared.log_lines {
+        reporter.info(line).await?;
+    }
+    for line in &prepared.warnings {
+        reporter.warn(line).await?;
+    }
+
+    if let Verdict::Reattach(target) = verdict {
+        return reattach(rc, cfg, cluster.client.clone(), target, session_label.as_deref(), reporter).await;
+    }
+    create(rc, env, cfg, cluster.client.clone(), &namespace, self_pod.as_ref(), &prepared, reporter).await
+}
+
+async fn reattach<H: Host>(
+    rc: &RunContext,
+    cfg: &AdapterConfig,
+    client: Client,
+    target: ReattachTarget,
+    session_label: Option<&str>,
+    reporter: &Reporter<H>,
+) -> Result<Started, RunError> {
+    let ReattachTarget { job_name, namespace, prior_run_id, image } = target;
+    reporter
+        .meta(json!({
+            "adapterType": guard::ADAPTER_TYPE,
+            "command": format!("kubectl job/{job_name}"),
+            "cwd": namespace,
+            "commandArgs": [],
+            "commandNotes": [
+                format!("Image: {image}"),
+                format!("Namespace: {namespace}"),
+                format!("Reattached from prior run: {}", prior_run_id.as_deref().unwrap_or("unknown")),
+                format!("Timeout: {}s", cfg.timeout_sec),
+            ],
+            "prompt": "",
+            "context": Value::Object(rc.context.clone()),
+        }))
+        .await?;
+    reporter
+        .info(format!(
+            "Reattaching to in-flight K8s Job {job_name} in namespace {namespace} (prior run: {})",
+            prior_run_id.as_deref().unwrap_or("unknown")
+        ))
+        .await?;
+    // Relabel so the next guard sees this run as the Job's owner.
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &namespace);
+    let mut labels = serde_json::Map::new();
+    if let Some(run) = sanitize_label_value(&rc.run_id) {
+        labels.insert(guard::LABEL_RUN_ID.into(), json!(run));
+    }
+    if let Some(s) = session_label {
+        labels.insert(guard::LABEL_SESSION_ID.into(), json!(s));
+    }
+    let patch = json!({"metadata": {"labels": labels}});
+    let mut job_uid = None;
+    match jobs.patch(&job_name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(j) => job_uid = j.metadata.uid,
+        Err(e) => reporter.warn(format!("Warning: could not relabel Job {job_name}: {}", describe_error(&e))).await?,
+    }
+    Ok(Started::Running(Running {
+        client,
+        namespace,
+        job_name,
+        job_uid,
+        prompt_secret: None,
+        reattached: true,
+        timeout_sec: cfg.timeout_sec,
+    }))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn create<H: Host>(
+    rc: &RunContext,
+    env: &HostEnv,
+    cfg: &AdapterConfig,
+    client: Client,
+    namespace: &str,
+    self_pod: Option<&crate::selfpod::SelfPod>,
+    prepared: &crate::bundle::PreparedRun,
+    reporter: &Reporter<H>,
+) -> Result<Started, RunError> {
+    let input = crate::job::JobInput {
+        ctx: rc,
+        config: cfg,
+        self_pod,
+        bundle: prepared.bundle.as_ref(),
+        env,
+        namespace,
+        instructions: prepared.instructions.as_deref(),
+    };
+    let plan = match crate::job::build_job(&input) {
+        Ok(p) => p,
+        Err(e) => return Ok(Started::Done(RunResult::error("k8s_job_create_failed", &format!("Failed to build Kubernetes Job: {e}")))),
+    };
+    if !plan.skipped_labels.is_empty() {
+        reporter.warn(format!("Warning: skipped labels: {}", plan.skipped_labels.join(", "))).await?;
+    }
+    for note in &plan.notes {
+        reporter.info(note).await?;
+    }
+    let image = plan.image().unwrap_or_default();
+    let mut notes = vec![
+        format!("Image: {image}"),
+        format!("Namespace: {}", plan.namespace),
+        format!("Timeout: {}s", cfg.timeout_sec),
+    ];
+    notes.push(prepared.skills_note.clone());
+    reporter
+        .meta(json!({
+            "adapterType": guard::ADAPTER_TYPE,
+            "command": format!("kubectl job/{}", plan.job_name),
+            "cwd": plan.namespace,
+            "commandArgs": plan.claude_args,
+            "commandNotes": notes,
+            "prompt": plan.prompt,
+            "promptMetrics": plan.prompt_metrics,
+            "context": Value::Object(rc.context.clone()),
+        }))
+        .await?;
+
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &plan.namespace);
+    let mut secret_name = None;
+    if let Some(secret) = &plan.prompt_secret {
+        if let Err(e) = secrets.create(&PostParams::default(), secret).await {
+            return Ok(Started::Done(RunResult::error(
+                "k8s_prompt_secret_create_failed",
+                &format!("Failed to create prompt Secret: {}", describe_error(&e)),
+            )));
+        }
+        secret_name = secret.metadata.name.clone();
+    }
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &plan.namespace);
+    let created = match jobs.create(&PostParams::default(), &plan.job).await {
+        Ok(j) => j,
+        Err(e) => {
+            if let Some(name) = &secret_name {
+                let _ = secrets.delete(name, &DeleteParams::default()).await;
+            }
+            return Ok(Started::Done(RunResult::error(
+                "k8s_job_create_failed",
+                &format!("Failed to create Kubernetes Job: {}", describe_error(&e)),
+            )));
+        }
+    };
+    let job_uid = created.metadata.uid.clone();
+    // The Secret belongs to the Job: if we die, the garbage collector removes it with the Job.
+    if let (Some(name), Some(uid)) = (&secret_name, &job_uid) {
+        let patch = json!({"metadata": {"ownerReferences": [{
+            "apiVersion": "batch/v1", "kind": "Job", "name": plan.job_name, "uid": uid, "blockOwnerDeletion": false
+        }]}});
+        if let Err(e) = secrets.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            reporter.warn(format!("Warning: could not set the prompt Secret's owner: {}", describe_error(&e))).await?;
+        }
+    }
+    let deadline = if cfg.timeout_sec > 0 { format!("{}s", cfg.timeout_sec) } else { "none".into() };
+    reporter
+        .info(format!("Created K8s Job: {} in namespace {} (deadline: {deadline})", plan.job_name, plan.namespace))
+        .await?;
+    Ok(Started::Running(Running {
+        client,
+        namespace: plan.namespace.clone(),
+        job_name: plan.job_name.clone(),
+        job_uid,
+        prompt_secret: secret_name,
+        reattached: false,
+        timeout_sec: cfg.timeout_sec,
+    }))
+}
+
+/// What following the run produced.
+struct Followed {
+    result: RunResult,
+    /// Keep the Job (state mismatch: the UI is waiting on it).
+    retain: bool,
+    /// The Job is already gone (cancelled and deleted, or deleted externally).
+    job_already_deleted: bool,
+}
+
+/// The pods of our Job as the watch shows them.
+#[derive(Default)]
+struct PodBook {
+    pods: HashMap<String, Pod>,
+    listing: Vec<String>,
+    ever_seen: bool,
+    /// The first list has completed (so "no pod" is a fact, not a gap).
+    listed_once: bool,
+}
+
+impl PodBook {
+    fn apply(&mut self, ev: watcher::Event<Pod>) {
+        use watcher::Event;
+        match ev {
+            Event::Init => self.listing.clear(),
+            Event::InitApply(p) => {
+                let name = p.metadata.name.clone().unwrap_or_default();
+                self.listing.push(name.clone());
+                self.ever_seen = true;
+                self.pods.insert(name, p);
+            }
+            Event::InitDone => {
+                let listed = std::mem::take(&mut self.listing);
+                self.pods.retain(|n, _| listed.contains(n));
+                self.listed_once = true;
+            }
+            Event::Apply(p) => {
+                self.ever_seen = true;
+                self.pods.insert(p.metadata.name.clone().unwrap_or_default(), p);
+            }
+            Event::Delete(p) => {
+                self.pods.remove(p.metadata.name.as_deref().unwrap_or_default());
+            }
+        }
+    }
+
+    /// The Job's current pod: with `backoffLimit: 0` there is one; take the newest.
+    fn current(&self) -> Option<&Pod> {
+        self.pods.values().max_by(|a, b| a.metadata.creation_timestamp.cmp(&b.metadata.creation_timestamp))
+    }
+}
+
+async fn follow<H: Host + 'static>(
+    rc: &RunContext,
+    cfg: &AdapterConfig,
+    run: &Running,
+    reporter: &Arc<Reporter<H>>,
+    probe: Option<CancelProbe>,
+) -> Result<Followed, RunError> {
+    let pods: Api<Pod> = Api::namespaced(run.client.clone(), &run.namespace);
+    let jobs: Api<Job> = Api::namespaced(run.client.clone(), &run.namespace);
+    let selector = match &run.job_uid {
+        Some(uid) => format!("controller-uid={uid}"),
+        None => format!("job-name={}", run.job_name),
+    };
+    let mut pod_events = watcher(pods.clone(), watcher::Config::default().labels(&selector)).default_backoff().boxed();
+    let mut job_events = kube::runtime::watcher::watch_object(jobs.clone(), &run.job_name).default_backoff().boxed();
+
+    let (view_tx, view_rx) = watch::channel(ContainerView::default());
+    let mut parser = TranscriptParser::new(cfg.model.as_deref().unwrap_or_default());
+    let mut book = PodBook::default();
+    let mut pod_name: Option<String> = None;
+    let mut last_description = String::new();
+    let mut spawned = false;
+    let mut pod_running_at: Option<Instant> = None;
+    let mut job: Option<Job> = None;
+    let mut job_gone_at: Option<Instant> = None;
+    let mut job_events_seen = 0u32;
+    let mut watch_failing_since: Option<Instant> = None;
+    let mut timed_out = false;
+    let mut follower_task: Option<tokio::task::JoinHandle<(Result<FollowEnd, HostError>, TranscriptParser, crate::logs::FollowStats)>> = None;
+    let mut follow_end: Option<FollowEnd> = None;
+
+    let schedule_deadline = tokio::time::sleep(Duration::from_secs(pod::SCHEDULE_TIMEOUT_SECS));
+    tokio::pin!(schedule_deadline);
+    let completion_limit = if cfg.timeout_sec > 0 {
+        Some(Duration::from_secs((cfg.timeout_sec + cfg.grace_sec.max(0)) as u64))
+    } else {
+        None
+    };
+    let run_deadline = tokio::time::sleep(completion_limit.unwrap_or(Duration::from_secs(u64::MAX / 4)));
+    tokio::pin!(run_deadline);
+    let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE_INTERVAL, KEEPALIVE_INTERVAL);
+    let mut cancel_tick = tokio::time::interval_at(tokio::time::Instant::now() + cancel::POLL_INTERVAL, cancel::POLL_INTERVAL);
+    let job_gone_drain = tokio::time::sleep(Duration::from_secs(u64::MAX / 4));
+    tokio::pin!(job_gone_drain);
+
+    // The loop ends when the follower has finished, or a decision ends the run early.
+    let early: Option<RunResult> = loop {
+        let started = view_tx.borrow().started;
+        tokio::select! {
+            ev = pod_events.next() => {
+                match ev {
+                    Some(Ok(ev)) => { watch_failing_since = None; book.apply(ev); }
+                    Some(Err(e)) => { watch_failing_since.get_or_insert_with(Instant::now); tracing::debug!(error = %e, "pod watch error"); }
+                    None => {}
+                }
+                let current = book.current().cloned();
+                if let Some(p) = &current {
+                    let name = p.metadata.name.clone().unwrap_or_default();
+                    let description = pod::describe(p);
+                    if description != last_description {
+                        reporter.info(format!("Pod {name}: {description}")).await?;
+                        last_description = description;
+                    }
+                    if pod_name.as_deref() != Some(name.as_str()) {
+                        pod_name = Some(name.clone());
+                    }
+                    match pod::assess(p) {
+                        PodProgress::Started if !spawned => {
+                            spawned = true;
+                            pod_running_at = Some(Instant::now());
+                            let started_at = pod::claude_started_at(p).unwrap_or_else(now_rfc3339);
+                            reporter.spawn(SpawnInfo { pid: std::process::id(), process_group_id: None, started_at }).await?;
+                            follower_task = Some(spawn_follower(pods.clone(), name.clone(), reporter.clone(), view_rx.clone(), std::mem::replace(&mut parser, TranscriptParser::new(""))));
+                        }
+                        PodProgress::Failed(msg) if !spawned => {
+                            let (code, prefix) = if run.reattached { ("k8s_pod_reattach_failed", "Pod reattach failed") } else { ("k8s_pod_schedule_failed", "Pod scheduling failed") };
+                            break Some(RunResult::error(code, &format!("{prefix}: {msg}")));
+                        }
+                        _ => {}
+                    }
+                }
+                let terminated = current.as_ref().is_some_and(|p| pod::claude_terminated(p).is_some());
+                let gone = book.ever_seen && current.is_none();
+                view_tx.send_if_modified(|v| {
+                    let new = ContainerView { started: v.started || spawned, terminated, pod_gone: gone, stop: v.stop };
+                    let changed = new != *v;
+                    *v = new;
+                    changed
+                });
+                if run.reattached && !spawned && book.listed_once && !book.ever_seen {
+                    break Some(RunResult::error("k8s_pod_reattach_failed", &format!("Pod reattach failed: Reattach target Job {} has no pod", run.job_name)));
+                }
+            }
+            ev = job_events.next() => {
+                match ev {
+                    Some(Ok(Some(j))) => {
+                        watch_failing_since = None;
+                        job_events_seen += 1;
+                        if job_deadline_exceeded(&j) && !timed_out {
+                            timed_out = true;
+                        }
+                        job = Some(j);
+                    }
+                    Some(Ok(None)) => {
+                        watch_failing_since = None;
+                        if job_gone_at.is_none() {
+                            job_gone_at = Some(Instant::now());
+                            job_gone_drain.as_mut().reset(tokio::time::Instant::now() + JOB_GONE_DRAIN);
+                            if !spawned {
+                                // Nothing will ever run: stop waiting for a pod.
+                                view_tx.send_modify(|v| v.stop = true);
+                            }
+                        }
+                    }
+                    Some(Err(e)) => { watch_failing_since.get_or_insert_with(Instant::now); tracing::debug!(error = %e, "job watch error"); }
+                    None => {}
+                }
+            }
+            joined = async { follower_task.as_mut().expect("guarded").await }, if follower_task.is_some() => {
+                follower_task = None;
+                match joined {
+                    Ok((end, p, _stats)) => {
+                        parser = p;
+                        follow_end = Some(end?);
+                        break None;
+                    }
+                    Err(e) => return Err(RunError::Setup(format!("log follower failed: {e}"))),
+                }
+            }
+            _ = &mut schedule_deadline, if !started && !spawned && job_gone_at.is_none() => {
+                let code = if run.reattached { "k8s_pod_reattach_failed" } else { "k8s_pod_schedule_failed" };
+                let prefix = if run.reattached { "Pod reattach failed" } else { "Pod scheduling failed" };
+                break Some(RunResult::error(code, &format!("{prefix}: Timed out waiting for pod to be scheduled ({}s)", pod::SCHEDULE_TIMEOUT_SECS)));
+            }
+            _ = &mut run_deadline, if completion_limit.is_some() => {
+                timed_out = true;
+                view_tx.send_modify(|v| v.stop = true);
+                if follower_task.is_none() { break None; }
+            }
+            _ = &mut job_gone_drain, if job_gone_at.is_some() => {
+                view_tx.send_modify(|v| v.stop = true);
+                if follower_task.is_none() { break None; }
+            }
+            _ = cancel_tick.tick(), if probe.is_some() => {
+                match probe.as_ref().expect("guarded").poll().await {
+                    Poll::Cancelled => {
+                        reporter.info(format!("Run cancelled externally — deleting Job {}", run.job_name)).await?;
+                        view_tx.send_modify(|v| v.stop = true);
+                        if let Some(t) = follower_task.take() { let _ = t.await; }
+                        delete_job(run, reporter).await;
+                        return Ok(Followed { result: RunResult::cancelled(), retain: false, job_already_deleted: true });
+                    }
+                    Poll::Transient(msg) => reporter.warn(msg).await?,
+                    Poll::KeepGoing => {}
+                }
+            }
+            _ = keepalive.tick() => {
+                if spawned {
+                    let silent = reporter.since_last_log().as_secs();
+                    if silent >= KEEPALIVE_INTERVAL.as_secs() {
+                        reporter.info(format!("keepalive — job {} running ({silent}s since last output)", run.job_name)).await?;
+                    }
+                }
+            }
+        }
+        if let Some(since) = watch_failing_since {
+            if since.elapsed() >= STATE_RECHECK {
+                view_tx.send_modify(|v| v.stop = true);
+                if let Some(t) = follower_task.take() { let _ = t.await; }
+                return Ok(Followed {
+                    result: RunResult::error_with_exit(
+                        "k8s_job_state_mismatch",
+                        &format!("Job {} did not complete cleanly (log stream ended before job reached terminal state)", run.job_name),
+                        None,
+                    ),
+                    retain: true,
+                    job_already_deleted: false,
+                });
+            }
+        }
+    };
+    if let Some(t) = follower_task.take() {
+        view_tx.send_modify(|v| v.stop = true);
+        if let Ok((end, p, _)) = t.await {
+            parser = p;
+            follow_end = Some(end?);
+        }
+    }
+    if let Some(result) = early {
+        return Ok(Followed { result, retain: false, job_already_deleted: job_gone_at.is_some() });
+    }
+    if let Some(FollowEnd::Unreadable(msg)) = &follow_end {
+        reporter.warn(format!("Warning: could not read the pod's log: {msg}")).await?;
+    }
+
+    let current = book.current();
+    let termination = current.and_then(pod::claude_terminated).map(PodTermination::from_terminated);
+    let pod_gone = book.ever_seen && current.is_none();
+    let transcript = parser.finish();
+    let facts = RunFacts {
+        timed_out,
+        timeout_sec: cfg.timeout_sec,
+        job_deleted_externally: job_gone_at.is_some(),
+        detected_via: job_gone_at.map(|_| "job-watch-delete".to_owned()),
+        job: run.job_name.clone(),
+        namespace: run.namespace.clone(),
+        elapsed_since_pod_running: pod_running_at.map(|t| t.elapsed().as_secs()),
+        completion_polls: job_events_seen,
+        last_job_conditions: job.as_ref().map(job_conditions).unwrap_or_default(),
+        configured_model: cfg.model.clone().unwrap_or_default(),
+        incoming_session_id: rc.session_id().map(str::to_owned),
+        workspace: crate::outcome::WorkspaceParams::from_context(&rc.context),
+        pod_gone,
+        pod_phase: current.and_then(|p| p.status.as_ref()).and_then(|s| s.phase.clone()),
+    };
+    if transcript_is_unknown_session(&facts, &transcript, termination.as_ref()) {
+        reporter.info("Claude session is unavailable; clearing for next run.").await?;
+    }
+    let result = map_outcome(&facts, &transcript, termination.as_ref());
+    Ok(Followed { result, retain: false, job_already_deleted: job_gone_at.is_some() })
+}
+
+fn transcript_is_unknown_session(
+    _facts: &RunFacts,
+    t: &crate::transcript::Transcript,
+    term: Option<&PodTermination>,
+) -> bool {
+    let exit = term.and_then(|t| t.exit_code);
+    t.result_json.as_ref().is_some_and(|r| exit.is_some_and(|c| c != 0) && crate::failure::is_unknown_session_error(r))
+}
+
+fn spawn_follower<H: Host + 'static>(
+    pods: Api<Pod>,
+    pod: String,
+    reporter: Arc<Reporter<H>>,
+    view: watch::Receiver<ContainerView>,
+    mut parser: TranscriptParser,
+) -> tokio::task::JoinHandle<(Result<FollowEnd, HostError>, TranscriptParser, crate::logs::FollowStats)> {
+    tokio::spawn(async move {
+        let mut follower = LogFollower::new(pods, pod, reporter);
+        let end = follower.run(&mut parser, view).await;
+        (end, parser, follower.stats)
+    })
+}
+
+fn job_deadline_exceeded(job: &Job) -> bool {
+    job.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
+        cs.iter().any(|c| c.type_ == "Failed" && c.status == "True" && c.reason.as_deref() == Some("DeadlineExceeded"))
+    })
+}
+
+fn job_conditions(job: &Job) -> Vec<String> {
+    job.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|c| format!("{}={}({})", c.type_, c.status, c.reason.as_deref().unwrap_or("")))
+        .collect()
+}
+
+fn now_rfc3339() -> String {
+    k8s_openapi::jiff::Timestamp::now().to_string()
+}
+
+async fn delete_job<H: Host>(run: &Running, reporter: &Reporter<H>) {
+    let jobs: Api<Job> = Api::namespaced(run.client.clone(), &run.namespace);
+    let dp = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..DeleteParams::default() };
+    if let Err(e) = jobs.delete(&run.job_name, &dp).await {
+        if !is_not_found(&e) {
+            let _ = reporter.warn(format!("Warning: failed to delete Job {}: {}", run.job_name, describe_error(&e))).await;
+        }
+    }
+}
+
+/// Deletes what the run created, on every path. Failures are warnings only.
+async fn cleanup<H: Host>(run: &Running, cfg: &AdapterConfig, retain_for_mismatch: bool, already_deleted: bool, reporter: &Reporter<H>) {
+    if retain_for_mismatch {
+        let _ = reporter.info(format!("Retaining job {} (state mismatch — UI is waiting on it)", run.job_name)).await;
+    } else if cfg.retain_jobs {
+        let _ = reporter.info(format!("Retaining job {} for debugging (retainJobs=true)", run.job_name)).await;
+    } else if !already_deleted {
+        delete_job(run, reporter).await;
+    }
+    if let Some(name) = &run.prompt_secret {
+        let secrets: Api<Secret> = Api::namespaced(run.client.clone(), &run.namespace);
+        if let Err(e) = secrets.delete(name, &DeleteParams::default()).await {
+            if !is_not_found(&e) {
+                let _ = reporter.warn(format!("Warning: failed to delete prompt Secret {name}: {}", describe_error(&e))).await;
+            }
+        }
+    }
+    let _ = run.timeout_sec;
+}

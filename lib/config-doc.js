@@ -1,0 +1,54 @@
+// agentConfigurationDoc (contract §1.3), corrected where 0.1.54's doc
+// disagreed with what its code read. Every key the code reads is listed with
+// its real default.
+export const agentConfigurationDoc = `# claude_k8s agent configuration
+
+Runs each heartbeat as one Claude Code turn in a Kubernetes Job. The Job's pod
+runs \`claude --print - --output-format stream-json --verbose\`; its output is
+streamed into the run log as it happens.
+
+## Core
+- \`model\` (string, default: the CLI's default) — passed as \`--model\`.
+- \`effort\` (\`low\` | \`medium\` | \`high\`, default: none) — passed as \`--effort\`.
+- \`maxTurnsPerRun\` (number, default **0 = no limit** when absent; the UI form pre-fills 1000) — \`--max-turns\`.
+- \`dangerouslySkipPermissions\` (boolean, default **true**: Job pods are unattended, nobody can approve a prompt).
+- \`instructionsFilePath\` (string) — agent instructions appended to the system prompt on a new session.
+- \`extraArgs\` (string[]) — appended to the claude arguments.
+- \`env\` (object of strings) — env vars for the claude container; they win over everything else.
+- \`promptTemplate\` (string, default \`You are agent {{agent.id}} ({{agent.name}}). Continue your Paperclip work.\`).
+- \`bootstrapPromptTemplate\` (string) — prepended only when no session is resumed.
+- \`cwd\` (string) — working directory when the workspace gives none (default \`/paperclip\`).
+
+## Kubernetes
+- \`namespace\` (string) — default: the namespace Paperclip runs in; off-cluster, the kubeconfig context's namespace.
+- \`image\` (string) — default: Paperclip's own image; **required** when Paperclip does not run in a pod (off-cluster mode).
+- \`imagePullPolicy\` (default \`IfNotPresent\`).
+- \`kubeconfig\` (path) — default: in-cluster service account, or \`KUBECONFIG\` / \`~/.kube/config\`.
+- \`serviceAccountName\` (string) — the Job pod's ServiceAccount.
+- \`resources\` — either the nested object \`{requests: {cpu, memory}, limits: {cpu, memory}}\` or the flat keys
+  \`resources.requests.cpu\` (default \`1000m\`), \`resources.requests.memory\` (\`2Gi\`), \`resources.limits.cpu\` (\`4000m\`),
+  \`resources.limits.memory\` (\`8Gi\`); a flat key wins over the nested value.
+- \`nodeSelector\` — an object, a JSON object string, or \`key=value\` lines (\`#\` comments allowed).
+- \`tolerations\` — an array, or a JSON array string (what the form's textarea sends); anything else is reported as an error.
+- \`labels\` — extra Job labels, same forms as nodeSelector; \`paperclip.io/\` and \`app.kubernetes.io/\` keys are reserved and skipped.
+- \`ttlSecondsAfterFinished\` (default 300), \`retainJobs\` (default false), \`reattachOrphanedJobs\` (default true).
+- \`secretRef\` (default \`paperclip-secrets\`) — the Secret \`testEnvironment\` checks for.
+
+## Output filtering
+- \`enableRtk\` (default false) and \`rtkMaxOutputBytes\` (default 50000): truncate large tool output in the pod.
+
+## Operational
+- \`timeoutSec\` (default 0 = none) — the Job's \`activeDeadlineSeconds\`; the run fails with \`timeout\` after
+  \`timeoutSec + graceSec\`.
+- \`graceSec\` (default 60).
+
+## Inherited from Paperclip's own pod
+When Paperclip runs in a pod (found through \`HOSTNAME\`), Jobs inherit its image, literal env and \`valueFrom\`
+env (provider API keys, \`PAPERCLIP_API_URL\`), \`envFrom\`, secret volumes, image pull secrets, DNS config and the
+PVC mounted at \`/paperclip\`. Off-cluster, nothing is inherited: set \`image\` and what the pod needs in \`env\`.
+
+## Notes
+- Sessions resume because \`HOME=/paperclip\` is the shared PVC: keep \`PAPERCLIP_HOME\` under \`/paperclip\` so
+  skills and instructions (the prompt bundle) reach the pod too.
+- Prompts are written by a \`busybox\` init container into an emptyDir; prompts over 256 KiB go through a Secret.
+`;

@@ -1,0 +1,76 @@
+// The JS half of `execute(ctx)`: normalise whatever the host passes into one
+// JSON string plus three always-async callbacks, then hand over to Rust.
+//
+// Why here and not in Rust: napi-rs converts arguments synchronously and
+// throws on values serde_json cannot hold (`undefined` in arrays, NaN,
+// functions, cycles). In an `async function` every such failure becomes a
+// rejected promise, never a synchronous throw, and JSON.stringify already has
+// the semantics a host expects of "data" (undefined → dropped/null, NaN → null,
+// Date → ISO string).
+import native from "./native.js";
+
+/** JSON.stringify that replaces cycles (not shared references) and BigInts. */
+export function toJson(value) {
+  const ancestors = [];
+  return JSON.stringify(value, function replacer(_key, v) {
+    if (typeof v === "bigint") return v.toString();
+    if (typeof v !== "object" || v === null) return v;
+    // `this` is the object holding `v`: unwind to it, so `ancestors` is the
+    // path from the root to `v`'s parent.
+    while (ancestors.length > 0 && ancestors[ancestors.length - 1] !== this) ancestors.pop();
+    if (ancestors.includes(v)) return "[Circular]";
+    ancestors.push(v);
+    return v;
+  });
+}
+
+function describeThrown(e) {
+  if (e instanceof Error) return e.message || e.name;
+  if (typeof e === "string") return e;
+  try {
+    const s = JSON.stringify(e);
+    if (s !== undefined) return s;
+  } catch {
+    /* fall through */
+  }
+  return String(e);
+}
+
+/**
+ * Wraps a host callback so that it always returns a Promise that resolves to
+ * undefined or rejects with an Error whose message says what was thrown
+ * (napi-rs keeps only `Error.message`, so a rejected plain object would
+ * otherwise lose its content).
+ */
+function wrapCallback(name, fn) {
+  if (fn === undefined || fn === null) return undefined;
+  if (typeof fn !== "function") throw new TypeError(`execute(ctx): ctx.${name} must be a function`);
+  return async (...args) => {
+    try {
+      await fn(...args);
+    } catch (e) {
+      throw new Error(describeThrown(e));
+    }
+  };
+}
+
+/** The data fields of the host's ctx; everything else (callbacks, newer hosts' extras) stays out. */
+const DATA_FIELDS = ["runId", "agent", "runtime", "config", "context", "authToken"];
+
+export async function execute(ctx) {
+  if (ctx === null || typeof ctx !== "object") {
+    throw new TypeError("execute(ctx): ctx must be an object");
+  }
+  if (typeof ctx.onLog !== "function") {
+    throw new TypeError("execute(ctx): ctx.onLog must be a function");
+  }
+  const data = {};
+  for (const key of DATA_FIELDS) data[key] = ctx[key];
+  const json = toJson(data);
+  return native.executeNative(
+    json,
+    wrapCallback("onLog", ctx.onLog),
+    wrapCallback("onMeta", ctx.onMeta),
+    wrapCallback("onSpawn", ctx.onSpawn),
+  );
+}

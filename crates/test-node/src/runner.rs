@@ -1,0 +1,697 @@
+//! Pods → processes. Every pod bound to this node is run by one task:
+//! volumes prepared, init containers in order, then the main containers, each
+//! a real process in its own session and mount namespace with its volumes
+//! bind-mounted, its env, its working directory and its uid/gid. Status goes
+//! to the apiserver at every transition, like a kubelet's.
+//!
+//! Invariant: a failure in one pod (a missing Secret, a bad command) fails
+//! that pod's container with a reason — it never stops the node.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Container, PersistentVolume, PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+
+use crate::control::Faults;
+use crate::logfile::ContainerLog;
+
+pub struct NodeState {
+    pub client: Client,
+    pub node_name: String,
+    pub run_dir: PathBuf,
+    pub path_prefix: String,
+    pub faults: Faults,
+    pods: Mutex<HashMap<String, Arc<PodRun>>>,
+    logs: Mutex<HashMap<(String, String, String), Arc<ContainerLog>>>,
+}
+
+/// One pod being run.
+pub struct PodRun {
+    ns: String,
+    name: String,
+    uid: String,
+    /// container name → process group id, while running.
+    pgids: Mutex<HashMap<String, i32>>,
+    oom: Mutex<HashSet<String>>,
+    terminating: AtomicBool,
+    evicted: AtomicBool,
+}
+
+impl PodRun {
+    fn signal_all(&self, sig: i32) {
+        for pgid in self.pgids.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            // SAFETY: kill(2) on a process group we started; no memory is touched.
+            unsafe {
+                libc::kill(-pgid, sig);
+            }
+        }
+    }
+}
+
+impl NodeState {
+    pub fn new(client: Client, args: &crate::Args) -> Self {
+        NodeState {
+            client,
+            node_name: args.node_name.clone(),
+            run_dir: args.run_dir.clone(),
+            path_prefix: args.path_prefix.clone(),
+            faults: Faults::default(),
+            pods: Mutex::new(HashMap::new()),
+            logs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn container_log(&self, ns: &str, pod: &str, container: &str) -> Option<Arc<ContainerLog>> {
+        self.logs.lock().unwrap_or_else(|p| p.into_inner()).get(&(ns.into(), pod.into(), container.into())).cloned()
+    }
+
+    fn find(&self, ns: &str, pod: &str) -> Option<Arc<PodRun>> {
+        self.pods.lock().unwrap_or_else(|p| p.into_inner()).values().find(|p| p.ns == ns && p.name == pod).cloned()
+    }
+
+    pub fn oom_kill(&self, ns: &str, pod: &str, container: &str) -> bool {
+        let Some(run) = self.find(ns, pod) else { return false };
+        let Some(pgid) = run.pgids.lock().unwrap_or_else(|p| p.into_inner()).get(container).copied() else { return false };
+        run.oom.lock().unwrap_or_else(|p| p.into_inner()).insert(container.to_owned());
+        // SAFETY: kill(2) on our own process group.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+        true
+    }
+
+    pub async fn evict(&self, ns: &str, pod: &str) -> Result<(), String> {
+        if let Some(run) = self.find(ns, pod) {
+            run.evicted.store(true, Ordering::SeqCst);
+            run.signal_all(libc::SIGKILL);
+        }
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        let status = json!({"status": {"phase": "Failed", "reason": "Evicted", "message": "The node was low on resource: memory."}});
+        let _ = api.patch_status(pod, &PatchParams::default(), &Patch::Merge(status)).await;
+        api.delete(pod, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() })
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn kill_all(&self) {
+        for run in self.pods.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            run.signal_all(libc::SIGKILL);
+        }
+    }
+
+    pub fn describe(&self) -> Value {
+        let pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
+        Value::Array(
+            pods.values()
+                .map(|p| json!({"namespace": p.ns, "name": p.name, "uid": p.uid,
+                    "running": p.pgids.lock().unwrap_or_else(|x| x.into_inner()).keys().cloned().collect::<Vec<_>>()}))
+                .collect(),
+        )
+    }
+}
+
+fn phase(p: &Pod) -> &str {
+    p.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("Pending")
+}
+
+/// Watches this node's pods forever (the watcher re-lists after outages).
+pub async fn run_pods(state: Arc<NodeState>) {
+    let api: Api<Pod> = Api::all(state.client.clone());
+    let cfg = watcher::Config::default().fields(&format!("spec.nodeName={}", state.node_name));
+    let mut events = watcher(api, cfg).default_backoff().boxed();
+    while let Some(ev) = events.next().await {
+        let pod = match ev {
+            Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => p,
+            Ok(watcher::Event::Delete(p)) => {
+                let uid = p.metadata.uid.clone().unwrap_or_default();
+                if let Some(run) = state.pods.lock().unwrap_or_else(|x| x.into_inner()).get(&uid) {
+                    run.signal_all(libc::SIGKILL);
+                }
+                continue;
+            }
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "pod watch error");
+                continue;
+            }
+        };
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let known = state.pods.lock().unwrap_or_else(|x| x.into_inner()).get(&uid).cloned();
+        match known {
+            Some(run) => {
+                if pod.metadata.deletion_timestamp.is_some() && !run.terminating.swap(true, Ordering::SeqCst) {
+                    let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(30).max(0) as u64;
+                    tracing::info!(pod = %run.name, grace, "pod deleted: SIGTERM");
+                    run.signal_all(libc::SIGTERM);
+                    let run = run.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_secs(grace)).await;
+                        run.signal_all(libc::SIGKILL);
+                    });
+                }
+            }
+            None => {
+                let done = matches!(phase(&pod), "Succeeded" | "Failed");
+                if done || pod.metadata.deletion_timestamp.is_some() {
+                    if pod.metadata.deletion_timestamp.is_some() {
+                        finalize_delete(&state, &pod).await;
+                    }
+                    continue;
+                }
+                let run = Arc::new(PodRun {
+                    ns: pod.metadata.namespace.clone().unwrap_or_default(),
+                    name: pod.metadata.name.clone().unwrap_or_default(),
+                    uid: uid.clone(),
+                    pgids: Mutex::default(),
+                    oom: Mutex::default(),
+                    terminating: AtomicBool::new(false),
+                    evicted: AtomicBool::new(false),
+                });
+                state.pods.lock().unwrap_or_else(|x| x.into_inner()).insert(uid.clone(), run.clone());
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let name = run.name.clone();
+                    if let Err(e) = run_pod(&state, &run, pod).await {
+                        tracing::warn!(pod = %name, error = %e, "pod failed");
+                    }
+                });
+            }
+        }
+    }
+}
+
+async fn finalize_delete(state: &NodeState, pod: &Pod) {
+    let api: Api<Pod> = Api::namespaced(state.client.clone(), pod.metadata.namespace.as_deref().unwrap_or_default());
+    let dp = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(Preconditions { uid: pod.metadata.uid.clone(), resource_version: None }),
+        ..Default::default()
+    };
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    match api.delete(name, &dp).await {
+        Ok(_) => tracing::info!(pod = name, "pod finalised"),
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+        Err(e) => tracing::warn!(pod = name, error = %e, "final delete failed"),
+    }
+}
+
+/// A container's state as the status reports it.
+#[derive(Clone, Debug)]
+enum CState {
+    Waiting(&'static str),
+    Running { started: String },
+    Terminated { code: i32, reason: String, started: String, finished: String, message: Option<String> },
+}
+
+struct Statuses {
+    init: Vec<(String, String, CState)>,
+    main: Vec<(String, String, CState)>,
+    started: String,
+}
+
+impl Statuses {
+    fn to_json(&self, uid: &str) -> Value {
+        let render = |list: &Vec<(String, String, CState)>, init: bool| -> Vec<Value> {
+            list.iter()
+                .map(|(name, image, st)| {
+                    let (state, ready) = match st {
+                        CState::Waiting(r) => (json!({"waiting": {"reason": r}}), false),
+                        CState::Running { started } => (json!({"running": {"startedAt": started}}), !init),
+                        CState::Terminated { code, reason, started, finished, message } => {
+                            let mut t = json!({"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": finished,
+                                "containerID": format!("process://{uid}/{name}")});
+                            if let Some(m) = message {
+                                t["message"] = json!(m);
+                            }
+                            if *code > 128 {
+                                t["signal"] = json!(code - 128);
+                            }
+                            (json!({"terminated": t}), false)
+                        }
+                    };
+                    json!({"name": name, "image": image, "imageID": format!("process://{image}"), "ready": ready,
+                        "restartCount": 0, "started": matches!(st, CState::Running { .. }), "state": state})
+                })
+                .collect()
+        };
+        let all_init_done = self.init.iter().all(|(_, _, s)| matches!(s, CState::Terminated { code: 0, .. }));
+        let any_init_failed = self.init.iter().any(|(_, _, s)| matches!(s, CState::Terminated { code, .. } if *code != 0));
+        let running = self.main.iter().any(|(_, _, s)| matches!(s, CState::Running { .. }));
+        let all_done = !self.main.is_empty() && self.main.iter().all(|(_, _, s)| matches!(s, CState::Terminated { .. }));
+        let all_ok = self.main.iter().all(|(_, _, s)| matches!(s, CState::Terminated { code: 0, .. }));
+        let phase = if any_init_failed {
+            "Failed"
+        } else if all_done {
+            if all_ok { "Succeeded" } else { "Failed" }
+        } else if running {
+            "Running"
+        } else {
+            "Pending"
+        };
+        let now = Timestamp::now().to_string();
+        let cond = |t: &str, ok: bool| json!({"type": t, "status": if ok { "True" } else { "False" }, "lastTransitionTime": now});
+        json!({
+            "phase": phase,
+            "hostIP": "127.0.0.1",
+            "podIP": "127.0.0.1",
+            "podIPs": [{"ip": "127.0.0.1"}],
+            "startTime": self.started,
+            "conditions": [cond("Initialized", all_init_done), cond("ContainersReady", running), cond("Ready", running), cond("PodScheduled", true)],
+            "initContainerStatuses": render(&self.init, true),
+            "containerStatuses": render(&self.main, false),
+        })
+    }
+}
+
+async fn patch_status(api: &Api<Pod>, run: &PodRun, st: &Statuses) {
+    let body = json!({"status": st.to_json(&run.uid)});
+    for attempt in 0..30 {
+        match api.patch_status(&run.name, &PatchParams::default(), &Patch::Merge(&body)).await {
+            Ok(_) => return,
+            Err(kube::Error::Api(s)) if s.code == 404 => return,
+            Err(e) => {
+                tracing::warn!(pod = %run.name, attempt, error = %e, "status patch failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+async fn run_pod(state: &Arc<NodeState>, run: &Arc<PodRun>, pod: Pod) -> Result<(), String> {
+    let api: Api<Pod> = Api::namespaced(state.client.clone(), &run.ns);
+    let spec = pod.spec.clone().ok_or("pod has no spec")?;
+    let pod_dir = state.run_dir.join("pods").join(&run.uid);
+    std::fs::create_dir_all(&pod_dir).map_err(|e| e.to_string())?;
+    let img = |c: &Container| c.image.clone().unwrap_or_default();
+    let mut st = Statuses {
+        init: spec.init_containers.iter().flatten().map(|c| (c.name.clone(), img(c), CState::Waiting("PodInitializing"))).collect(),
+        main: spec.containers.iter().map(|c| (c.name.clone(), img(c), CState::Waiting("PodInitializing"))).collect(),
+        started: Timestamp::now().to_string(),
+    };
+    patch_status(&api, run, &st).await;
+    let volumes = match prepare_volumes(state, &pod, &pod_dir).await {
+        Ok(v) => v,
+        Err(e) => {
+            for c in st.init.iter_mut().chain(st.main.iter_mut()) {
+                let now = Timestamp::now().to_string();
+                c.2 = CState::Terminated { code: 128, reason: "ContainerCannotRun".into(), started: now.clone(), finished: now, message: Some(e.clone()) };
+            }
+            patch_status(&api, run, &st).await;
+            return Err(e);
+        }
+    };
+    let mut failed = false;
+    for (i, c) in spec.init_containers.iter().flatten().enumerate() {
+        if run.terminating.load(Ordering::SeqCst) {
+            failed = true;
+            break;
+        }
+        let started = Timestamp::now().to_string();
+        st.init[i].2 = CState::Running { started: started.clone() };
+        patch_status(&api, run, &st).await;
+        let t = run_container(state, run, &pod, c, &volumes, &pod_dir).await;
+        st.init[i].2 = t;
+        if !matches!(st.init[i].2, CState::Terminated { code: 0, .. }) {
+            failed = true;
+        }
+        patch_status(&api, run, &st).await;
+        if failed {
+            break;
+        }
+    }
+    if !failed {
+        let mut tasks = Vec::new();
+        for (i, c) in spec.containers.iter().enumerate() {
+            st.main[i].2 = CState::Running { started: Timestamp::now().to_string() };
+            let (state, run, pod, c, volumes, pod_dir) = (state.clone(), run.clone(), pod.clone(), c.clone(), volumes.clone(), pod_dir.clone());
+            tasks.push(tokio::spawn(async move { run_container(&state, &run, &pod, &c, &volumes, &pod_dir).await }));
+        }
+        // The processes are started before this status lands (startedAt is set just before).
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        patch_status(&api, run, &st).await;
+        for (i, t) in tasks.into_iter().enumerate() {
+            st.main[i].2 = t.await.unwrap_or(CState::Terminated {
+                code: 128,
+                reason: "ContainerCannotRun".into(),
+                started: String::new(),
+                finished: Timestamp::now().to_string(),
+                message: Some("runner task failed".into()),
+            });
+        }
+    } else {
+        for c in st.main.iter_mut() {
+            c.2 = CState::Waiting("PodInitializing");
+        }
+    }
+    if !run.evicted.load(Ordering::SeqCst) {
+        patch_status(&api, run, &st).await;
+    }
+    // Deleted while running: finish the deletion now that the containers have stopped.
+    if run.terminating.load(Ordering::SeqCst) {
+        finalize_delete(state, &pod).await;
+    }
+    let _ = std::fs::remove_dir_all(pod_dir.join("volumes"));
+    state.pods.lock().unwrap_or_else(|x| x.into_inner()).remove(&run.uid);
+    Ok(())
+}
+
+/// A volume's host directory (or file tree) and whether it is read-only.
+#[derive(Clone, Debug)]
+struct HostVolume {
+    path: PathBuf,
+    read_only: bool,
+}
+
+async fn prepare_volumes(state: &NodeState, pod: &Pod, pod_dir: &Path) -> Result<HashMap<String, HostVolume>, String> {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let spec = pod.spec.as_ref().ok_or("no spec")?;
+    let fs_group = spec.security_context.as_ref().and_then(|s| s.fs_group);
+    let mut out = HashMap::new();
+    for v in spec.volumes.iter().flatten() {
+        let dir = pod_dir.join("volumes").join(&v.name);
+        if v.empty_dir.is_some() {
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            set_mode(&dir, 0o777);
+            out.insert(v.name.clone(), HostVolume { path: dir, read_only: false });
+        } else if let Some(s) = &v.secret {
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            set_mode(&dir, 0o755);
+            let name = s.secret_name.clone().unwrap_or_default();
+            let api: Api<Secret> = Api::namespaced(state.client.clone(), &ns);
+            match api.get_opt(&name).await.map_err(|e| e.to_string())? {
+                Some(secret) => {
+                    let mode = s.default_mode.unwrap_or(0o644) as u32;
+                    let mut data: BTreeMap<String, Vec<u8>> =
+                        secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+                    for (k, v) in secret.string_data.unwrap_or_default() {
+                        data.insert(k, v.into_bytes());
+                    }
+                    let items: Vec<(String, String, Option<i32>)> = match &s.items {
+                        Some(items) => items.iter().map(|i| (i.key.clone(), i.path.clone(), i.mode)).collect(),
+                        None => data.keys().map(|k| (k.clone(), k.clone(), None)).collect(),
+                    };
+                    for (key, rel, item_mode) in items {
+                        let Some(bytes) = data.get(&key) else { continue };
+                        if rel.contains("..") {
+                            continue;
+                        }
+                        let file = dir.join(&rel);
+                        if let Some(parent) = file.parent() {
+                            let _ = std::fs::create_dir_all(parent);
+                        }
+                        std::fs::write(&file, bytes).map_err(|e| e.to_string())?;
+                        let mut m = item_mode.map(|m| m as u32).unwrap_or(mode);
+                        if let Some(g) = fs_group {
+                            // Like a kubelet with fsGroup: group-owned and group-readable.
+                            chown(&file, 0, g as u32);
+                            if m & 0o400 != 0 {
+                                m |= 0o040;
+                            }
+                        }
+                        set_mode(&file, m);
+                    }
+                }
+                None if s.optional == Some(true) => {}
+                None => return Err(format!("secret \"{name}\" not found")),
+            }
+            out.insert(v.name.clone(), HostVolume { path: dir, read_only: true });
+        } else if let Some(pvc) = &v.persistent_volume_claim {
+            let claims: Api<PersistentVolumeClaim> = Api::namespaced(state.client.clone(), &ns);
+            let claim = claims.get(&pvc.claim_name).await.map_err(|e| format!("pvc {}: {e}", pvc.claim_name))?;
+            let pv_name = claim.spec.and_then(|s| s.volume_name).ok_or(format!("pvc {} is not bound", pvc.claim_name))?;
+            let pvs: Api<PersistentVolume> = Api::all(state.client.clone());
+            let pv = pvs.get(&pv_name).await.map_err(|e| format!("pv {pv_name}: {e}"))?;
+            let path = pv.spec.and_then(|s| s.host_path).map(|h| h.path).ok_or(format!("pv {pv_name} has no hostPath"))?;
+            std::fs::create_dir_all(&path).map_err(|e| e.to_string())?;
+            out.insert(v.name.clone(), HostVolume { path: path.into(), read_only: pvc.read_only == Some(true) });
+        } else if let Some(h) = &v.host_path {
+            out.insert(v.name.clone(), HostVolume { path: h.path.clone().into(), read_only: false });
+        } else {
+            // Unsupported volume types become empty directories.
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            out.insert(v.name.clone(), HostVolume { path: dir, read_only: false });
+        }
+    }
+    Ok(out)
+}
+
+fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
+}
+
+fn chown(p: &Path, uid: u32, gid: u32) {
+    if let Ok(c) = CString::new(p.as_os_str().as_bytes()) {
+        // SAFETY: a valid C string path.
+        unsafe {
+            libc::chown(c.as_ptr(), uid, gid);
+        }
+    }
+}
+
+/// `$(VAR)` expansion as a kubelet does it (`$$` escapes; unknown names stay literal).
+fn expand(s: &str, env: &[(String, String)]) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(stripped) = after.strip_prefix('$') {
+            out.push('$');
+            rest = stripped;
+        } else if let Some(inner) = after.strip_prefix('(').and_then(|a| a.find(')').map(|j| &a[..j])) {
+            match env.iter().rev().find(|(k, _)| k == inner) {
+                Some((_, v)) => out.push_str(v),
+                None => out.push_str(&format!("$({inner})")),
+            }
+            rest = &after[inner.len() + 2..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+async fn container_env(state: &NodeState, pod: &Pod, c: &Container) -> Result<Vec<(String, String)>, String> {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(state.client.clone(), &ns);
+    let maps: Api<ConfigMap> = Api::namespaced(state.client.clone(), &ns);
+    let mut env: Vec<(String, String)> = Vec::new();
+    let set = |env: &mut Vec<(String, String)>, k: String, v: String| {
+        env.retain(|(n, _)| *n != k);
+        env.push((k, v));
+    };
+    for ef in c.env_from.iter().flatten() {
+        let prefix = ef.prefix.clone().unwrap_or_default();
+        if let Some(r) = &ef.secret_ref {
+            match secrets.get_opt(&r.name).await.map_err(|e| e.to_string())? {
+                Some(s) => {
+                    for (k, v) in s.data.unwrap_or_default() {
+                        set(&mut env, format!("{prefix}{k}"), String::from_utf8_lossy(&v.0).into_owned());
+                    }
+                }
+                None if r.optional == Some(true) => {}
+                None => return Err(format!("secret \"{}\" not found", r.name)),
+            }
+        }
+        if let Some(r) = &ef.config_map_ref {
+            match maps.get_opt(&r.name).await.map_err(|e| e.to_string())? {
+                Some(m) => {
+                    for (k, v) in m.data.unwrap_or_default() {
+                        set(&mut env, format!("{prefix}{k}"), v);
+                    }
+                }
+                None if r.optional == Some(true) => {}
+                None => return Err(format!("configmap \"{}\" not found", r.name)),
+            }
+        }
+    }
+    for e in c.env.iter().flatten() {
+        if let Some(v) = &e.value {
+            let expanded = expand(v, &env);
+            set(&mut env, e.name.clone(), expanded);
+        } else if let Some(vf) = &e.value_from {
+            if let Some(r) = &vf.secret_key_ref {
+                match secrets.get_opt(&r.name).await.map_err(|e| e.to_string())? {
+                    Some(s) => match s.data.unwrap_or_default().get(&r.key) {
+                        Some(v) => set(&mut env, e.name.clone(), String::from_utf8_lossy(&v.0).into_owned()),
+                        None if r.optional == Some(true) => {}
+                        None => return Err(format!("key \"{}\" not in secret \"{}\"", r.key, r.name)),
+                    },
+                    None if r.optional == Some(true) => {}
+                    None => return Err(format!("secret \"{}\" not found", r.name)),
+                }
+            } else if let Some(r) = &vf.config_map_key_ref {
+                if let Some(v) = maps.get_opt(&r.name).await.map_err(|e| e.to_string())?.and_then(|m| m.data).and_then(|d| d.get(&r.key).cloned()) {
+                    set(&mut env, e.name.clone(), v);
+                }
+            } else if let Some(f) = &vf.field_ref {
+                let v = match f.field_path.as_str() {
+                    "metadata.name" => pod.metadata.name.clone(),
+                    "metadata.namespace" => pod.metadata.namespace.clone(),
+                    "metadata.uid" => pod.metadata.uid.clone(),
+                    "spec.nodeName" => Some(state.node_name.clone()),
+                    "status.podIP" | "status.hostIP" => Some("127.0.0.1".into()),
+                    _ => None,
+                };
+                if let Some(v) = v {
+                    set(&mut env, e.name.clone(), v);
+                }
+            }
+        }
+    }
+    Ok(env)
+}
+
+fn cstr(s: impl AsRef<std::ffi::OsStr>) -> CString {
+    CString::new(s.as_ref().as_bytes()).unwrap_or_else(|_| CString::new("/nonexistent").expect("static"))
+}
+
+async fn run_container(
+    state: &Arc<NodeState>,
+    run: &Arc<PodRun>,
+    pod: &Pod,
+    c: &Container,
+    volumes: &HashMap<String, HostVolume>,
+    pod_dir: &Path,
+) -> CState {
+    let started = Timestamp::now().to_string();
+    let fail = |reason: &str, msg: String| CState::Terminated {
+        code: 128,
+        reason: reason.into(),
+        started: started.clone(),
+        finished: Timestamp::now().to_string(),
+        message: Some(msg),
+    };
+    let env = match container_env(state, pod, c).await {
+        Ok(e) => e,
+        Err(e) => return fail("CreateContainerConfigError", e),
+    };
+    let spec = pod.spec.as_ref();
+    let psc = spec.and_then(|s| s.security_context.as_ref());
+    let csc = c.security_context.as_ref();
+    let uid = csc.and_then(|s| s.run_as_user).or(psc.and_then(|s| s.run_as_user)).unwrap_or(0);
+    let gid = csc.and_then(|s| s.run_as_group).or(psc.and_then(|s| s.run_as_group)).unwrap_or(uid);
+    let fs_group = psc.and_then(|s| s.fs_group);
+    let mut argv: Vec<String> = c.command.clone().unwrap_or_default();
+    argv.extend(c.args.clone().unwrap_or_default());
+    let argv: Vec<String> = argv.iter().map(|a| expand(a, &env)).collect();
+    if argv.is_empty() {
+        return fail("ContainerCannotRun", "container has no command (images are not pulled by this node)".into());
+    }
+    // Mounts: (host source, target, read-only). Targets must exist on the host
+    // as mount points; they are shadowed only inside the container's namespace.
+    let mut mounts: Vec<(CString, CString, bool)> = Vec::new();
+    for m in c.volume_mounts.iter().flatten() {
+        let Some(v) = volumes.get(&m.name) else { return fail("CreateContainerConfigError", format!("volume {} not found", m.name)) };
+        if let Err(e) = std::fs::create_dir_all(&m.mount_path) {
+            return fail("CreateContainerConfigError", format!("mount point {}: {e}", m.mount_path));
+        }
+        mounts.push((cstr(&v.path), cstr(&m.mount_path), v.read_only || m.read_only == Some(true)));
+    }
+    let workdir = cstr(c.working_dir.clone().unwrap_or_else(|| "/".into()));
+    let path = format!("{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", state.path_prefix);
+    let log = match ContainerLog::create(pod_dir.join(format!("{}.log", c.name))).await {
+        Ok(l) => l,
+        Err(e) => return fail("ContainerCannotRun", e.to_string()),
+    };
+    state
+        .logs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert((run.ns.clone(), run.name.clone(), c.name.clone()), log.clone());
+
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..]).env_clear().env("PATH", &path).env("HOSTNAME", &run.name);
+    for (k, v) in &env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(false);
+    let groups: Vec<libc::gid_t> = fs_group.map(|g| vec![g as libc::gid_t]).unwrap_or_default();
+    let (uid, gid) = (uid as libc::uid_t, gid as libc::gid_t);
+    // SAFETY: only async-signal-safe syscalls on data prepared before fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            let check = |r: libc::c_int| if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) };
+            check(if libc::setsid() < 0 { -1 } else { 0 })?;
+            check(libc::unshare(libc::CLONE_NEWNS))?;
+            check(libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()))?;
+            for (src, dst, ro) in &mounts {
+                check(libc::mount(src.as_ptr(), dst.as_ptr(), std::ptr::null(), libc::MS_BIND | libc::MS_REC, std::ptr::null()))?;
+                if *ro {
+                    check(libc::mount(std::ptr::null(), dst.as_ptr(), std::ptr::null(), libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY, std::ptr::null()))?;
+                }
+            }
+            libc::mkdir(workdir.as_ptr(), 0o777);
+            check(libc::chdir(workdir.as_ptr()))?;
+            check(libc::setgroups(groups.len(), groups.as_ptr()))?;
+            check(libc::setgid(gid))?;
+            check(libc::setuid(uid))?;
+            Ok(())
+        });
+    }
+    let mut child = match cmd.spawn() {
+        Ok(ch) => ch,
+        Err(e) => {
+            log.finish();
+            return fail("ContainerCannotRun", format!("{}: {e}", argv[0]));
+        }
+    };
+    let pid = child.id().unwrap_or(0) as i32;
+    run.pgids.lock().unwrap_or_else(|p| p.into_inner()).insert(c.name.clone(), pid);
+    let out = child.stdout.take().map(|o| tokio::spawn(log.clone().pump(o)));
+    let err = child.stderr.take().map(|e| tokio::spawn(log.clone().pump(e)));
+    let status = child.wait().await;
+    run.pgids.lock().unwrap_or_else(|p| p.into_inner()).remove(&c.name);
+    // Whatever the process left behind in its group goes too.
+    // SAFETY: kill(2) on the group we created.
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+    }
+    for t in [out, err].into_iter().flatten() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    log.finish();
+    let code = match status {
+        Ok(s) => {
+            use std::os::unix::process::ExitStatusExt;
+            s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
+        }
+        Err(_) => 128,
+    };
+    let oom = run.oom.lock().unwrap_or_else(|p| p.into_inner()).contains(&c.name);
+    let reason = if oom {
+        "OOMKilled"
+    } else if code == 0 {
+        "Completed"
+    } else {
+        "Error"
+    };
+    CState::Terminated { code: if oom { 137 } else { code }, reason: reason.into(), started, finished: Timestamp::now().to_string(), message: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand;
+
+    #[test]
+    fn env_expansion_like_a_kubelet() {
+        let env = vec![("A".to_owned(), "1".to_owned()), ("B".to_owned(), "x".to_owned())];
+        assert_eq!(expand("$(A)-$(B)-$(C)-$$(A)-$", &env), "1-x-$(C)-$(A)-$");
+    }
+}

@@ -597,12 +597,21 @@ async fn run_container(
     // Mounts: (host source, target, read-only). Targets must exist on the host
     // as mount points; they are shadowed only inside the container's namespace.
     let mut mounts: Vec<(CString, CString, bool)> = Vec::new();
+    let mut sources: Vec<std::fs::File> = Vec::new();
     for m in c.volume_mounts.iter().flatten() {
         let Some(v) = volumes.get(&m.name) else { return fail("CreateContainerConfigError", format!("volume {} not found", m.name)) };
         if let Err(e) = std::fs::create_dir_all(&m.mount_path) {
             return fail("CreateContainerConfigError", format!("mount point {}: {e}", m.mount_path));
         }
-        mounts.push((cstr(&v.path), cstr(&m.mount_path), v.read_only || m.read_only == Some(true)));
+        // Bind from an fd opened now: a later mount over a parent directory
+        // (say /work over the run dir) must not hide the next source.
+        let src = match std::fs::File::open(&v.path) {
+            Ok(f) => f,
+            Err(e) => return fail("CreateContainerConfigError", format!("volume {}: {e}", m.name)),
+        };
+        let proc_path = cstr(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&src)));
+        sources.push(src);
+        mounts.push((proc_path, cstr(&m.mount_path), v.read_only || m.read_only == Some(true)));
     }
     let workdir = cstr(c.working_dir.clone().unwrap_or_else(|| "/".into()));
     let path = format!("{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", state.path_prefix);
@@ -645,7 +654,9 @@ async fn run_container(
             Ok(())
         });
     }
-    let mut child = match cmd.spawn() {
+    let spawned = cmd.spawn();
+    drop(sources);
+    let mut child = match spawned {
         Ok(ch) => ch,
         Err(e) => {
             log.finish();

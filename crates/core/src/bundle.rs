@@ -122,6 +122,14 @@ fn write_atomic(path: &Path, contents: &str) -> Result<(), BundleError> {
     std::fs::rename(&tmp, path).map_err(io_err(path))
 }
 
+/// `PAPERCLIP_HOME`, else `~/.paperclip`.
+pub fn paperclip_home(env: &HostEnv) -> PathBuf {
+    match env.non_blank("PAPERCLIP_HOME") {
+        Some(h) => PathBuf::from(h),
+        None => PathBuf::from(env.non_blank("HOME").unwrap_or("/paperclip")).join(".paperclip"),
+    }
+}
+
 /// `prepareClaudePromptBundle`.
 pub fn prepare_prompt_bundle(
     env: &HostEnv,
@@ -132,10 +140,7 @@ pub fn prepare_prompt_bundle(
     validate_id("companyId", company_id)?;
     let instance = env.non_blank("PAPERCLIP_INSTANCE_ID").unwrap_or("default");
     validate_id("instanceId", instance)?;
-    let home = match env.non_blank("PAPERCLIP_HOME") {
-        Some(h) => PathBuf::from(h),
-        None => PathBuf::from(env.non_blank("HOME").unwrap_or("/paperclip")).join(".paperclip"),
-    };
+    let home = paperclip_home(env);
     let mut sorted: Vec<&SkillEntry> = skills.iter().collect();
     sorted.sort_by(|a, b| a.name().cmp(b.name()));
     let mut h = Sha256::new();
@@ -230,7 +235,13 @@ pub fn prepare_for_run(rc: &RunContext, cfg: &AdapterConfig, env: &HostEnv, has_
         out.instructions = text;
         out.warnings.extend(warning);
     }
-    if has_shared_volume {
+    let home = paperclip_home(env);
+    if has_shared_volume && !home.starts_with("/paperclip") {
+        out.warnings.push(format!(
+            "Warning: PAPERCLIP_HOME ({}) is not under /paperclip, the volume Job pods share: skills and agent instructions cannot reach the pod",
+            home.display()
+        ));
+    } else if has_shared_volume {
         let (bundle, warnings) = prepare_prompt_bundle(env, &rc.agent.company_id, &skills, out.instructions.as_deref())?;
         out.bundle = Some(bundle);
         out.warnings.extend(warnings);

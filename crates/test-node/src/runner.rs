@@ -597,21 +597,12 @@ async fn run_container(
     // Mounts: (host source, target, read-only). Targets must exist on the host
     // as mount points; they are shadowed only inside the container's namespace.
     let mut mounts: Vec<(CString, CString, bool)> = Vec::new();
-    let mut sources: Vec<std::fs::File> = Vec::new();
     for m in c.volume_mounts.iter().flatten() {
         let Some(v) = volumes.get(&m.name) else { return fail("CreateContainerConfigError", format!("volume {} not found", m.name)) };
         if let Err(e) = std::fs::create_dir_all(&m.mount_path) {
             return fail("CreateContainerConfigError", format!("mount point {}: {e}", m.mount_path));
         }
-        // Bind from an fd opened now: a later mount over a parent directory
-        // (say /work over the run dir) must not hide the next source.
-        let src = match std::fs::File::open(&v.path) {
-            Ok(f) => f,
-            Err(e) => return fail("CreateContainerConfigError", format!("volume {}: {e}", m.name)),
-        };
-        let proc_path = cstr(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&src)));
-        sources.push(src);
-        mounts.push((proc_path, cstr(&m.mount_path), v.read_only || m.read_only == Some(true)));
+        mounts.push((cstr(&v.path), cstr(&m.mount_path), v.read_only || m.read_only == Some(true)));
     }
     let workdir = cstr(c.working_dir.clone().unwrap_or_else(|| "/".into()));
     let path = format!("{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", state.path_prefix);
@@ -640,8 +631,34 @@ async fn run_container(
             check(if libc::setsid() < 0 { -1 } else { 0 })?;
             check(libc::unshare(libc::CLONE_NEWNS))?;
             check(libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()))?;
-            for (src, dst, ro) in &mounts {
-                check(libc::mount(src.as_ptr(), dst.as_ptr(), std::ptr::null(), libc::MS_BIND | libc::MS_REC, std::ptr::null()))?;
+            // Open every source first (in the new namespace — a bind from an fd of
+            // another namespace is EINVAL), then bind through /proc/self/fd/N: a
+            // mount over a parent directory (say /work over the run dir) cannot
+            // hide a later source. No allocation here: the path is formatted in
+            // a stack buffer.
+            let mut fds = [-1i32; 64];
+            for (i, (src, _, _)) in mounts.iter().enumerate().take(64) {
+                fds[i] = libc::open(src.as_ptr(), libc::O_PATH | libc::O_CLOEXEC);
+                if fds[i] < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (i, (_, dst, ro)) in mounts.iter().enumerate().take(64) {
+                let mut buf = *b"/proc/self/fd/\0\0\0\0\0\0\0\0\0\0\0\0";
+                let mut digits = [0u8; 10];
+                let (mut n, mut len) = (fds[i] as u32, 0);
+                loop {
+                    digits[len] = b'0' + (n % 10) as u8;
+                    len += 1;
+                    n /= 10;
+                    if n == 0 {
+                        break;
+                    }
+                }
+                for k in 0..len {
+                    buf[14 + k] = digits[len - 1 - k];
+                }
+                check(libc::mount(buf.as_ptr().cast(), dst.as_ptr(), std::ptr::null(), libc::MS_BIND | libc::MS_REC, std::ptr::null()))?;
                 if *ro {
                     check(libc::mount(std::ptr::null(), dst.as_ptr(), std::ptr::null(), libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY, std::ptr::null()))?;
                 }
@@ -654,9 +671,7 @@ async fn run_container(
             Ok(())
         });
     }
-    let spawned = cmd.spawn();
-    drop(sources);
-    let mut child = match spawned {
+    let mut child = match cmd.spawn() {
         Ok(ch) => ch,
         Err(e) => {
             log.finish();

@@ -1,0 +1,136 @@
+// Shared e2e helpers: the local cluster (as the adapter's own identity), the
+// mock Anthropic API, a "Paperclip pod" for the adapter to introspect, and an
+// execute() call that records every callback.
+import { execFileSync } from "node:child_process";
+import { inject } from "vitest";
+import { execute } from "../../server.js";
+
+export const cluster = inject("cluster");
+export const mockUrl = inject("mockUrl");
+export const NS = "paperclip";
+export const SELF_POD = "paperclip-host";
+
+export function kubectl(args, { admin = true, input, allowFail = false } = {}) {
+  const kubeconfig = admin ? cluster.ADMIN_KUBECONFIG : cluster.KUBECONFIG;
+  try {
+    return execFileSync("kubectl", ["--kubeconfig", kubeconfig, ...args], {
+      input,
+      encoding: "utf8",
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+  } catch (e) {
+    if (allowFail) return null;
+    throw new Error(`kubectl ${args.join(" ")} failed: ${e.stderr}`);
+  }
+}
+
+export function getJson(args) {
+  const out = kubectl([...args, "-o", "json"], { allowFail: true });
+  return out ? JSON.parse(out) : null;
+}
+
+/**
+ * A pod standing for Paperclip's own Deployment pod: container "paperclip",
+ * the PVC at /paperclip, envFrom the API-key Secret, a secret volume, and a
+ * literal env. The node runs it as a sleeping process.
+ */
+export function ensureSelfPod() {
+  if (getJson(["-n", NS, "get", "pod", SELF_POD])) return;
+  kubectl(["apply", "-f", "-"], {
+    input: JSON.stringify({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: SELF_POD, namespace: NS, labels: { app: "paperclip" } },
+      spec: {
+        securityContext: { runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000 },
+        containers: [
+          {
+            name: "paperclip",
+            image: "claude-k8s/local:dev",
+            command: ["sleep", "infinity"],
+            env: [
+              { name: "DISABLE_TELEMETRY", value: "1" },
+              { name: "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", value: "1" },
+            ],
+            envFrom: [{ secretRef: { name: "paperclip-secrets" } }],
+            volumeMounts: [
+              { name: "data", mountPath: "/paperclip" },
+              { name: "secrets", mountPath: "/etc/paperclip-secrets", readOnly: true },
+            ],
+          },
+        ],
+        volumes: [
+          { name: "data", persistentVolumeClaim: { claimName: "paperclip-data" } },
+          { name: "secrets", secret: { secretName: "paperclip-secrets" } },
+        ],
+      },
+    }),
+  });
+}
+
+let runCounter = 0;
+
+/** A host ctx for one heartbeat; `scenario` picks the mock API's behaviour. */
+export function makeCtx({ scenario = "plain", agentId, runId, config = {}, context = {}, runtime = {}, authToken } = {}) {
+  runCounter += 1;
+  const id = agentId ?? `agent-${process.pid}-${runCounter}`;
+  return {
+    runId: runId ?? `run-${Date.now().toString(36)}-${runCounter}`,
+    agent: { id, companyId: "co-e2e", name: `E2E ${id}`, adapterType: "claude_k8s", adapterConfig: {} },
+    runtime: { sessionId: null, sessionParams: null, sessionDisplayId: null, taskKey: null, ...runtime },
+    config: {
+      kubeconfig: cluster.KUBECONFIG,
+      namespace: NS,
+      model: "claude-sonnet-4-6",
+      ttlSecondsAfterFinished: 600,
+      env: { ANTHROPIC_BASE_URL: `${mockUrl}/s/${scenario}` },
+      ...config,
+    },
+    context: { taskId: `task-${runCounter}`, ...context },
+    authToken,
+  };
+}
+
+/** Runs execute() recording every callback, in order. */
+export async function run(ctx, { onLog } = {}) {
+  const events = [];
+  const stdout = [];
+  const stderr = [];
+  const result = await execute({
+    ...ctx,
+    onLog: async (stream, chunk) => {
+      events.push(["log", stream]);
+      (stream === "stdout" ? stdout : stderr).push(chunk);
+      if (onLog) await onLog(stream, chunk);
+    },
+    onMeta: async (meta) => {
+      events.push(["meta", meta]);
+    },
+    onSpawn: async (info) => {
+      events.push(["spawn", info]);
+    },
+  });
+  const out = stdout.join("");
+  return {
+    result,
+    events,
+    stdout: out,
+    stderr: stderr.join(""),
+    lines: out.split("\n").filter(Boolean),
+    meta: events.filter((e) => e[0] === "meta").map((e) => e[1]),
+    spawns: events.filter((e) => e[0] === "spawn").map((e) => e[1]),
+  };
+}
+
+/** Jobs of one agent in the namespace (admin view). */
+export function jobsOf(agentId) {
+  const list = getJson(["-n", NS, "get", "jobs", "-l", `paperclip.io/agent-id=${agentId}`]);
+  return (list?.items ?? []).filter((j) => !j.metadata.deletionTimestamp);
+}
+
+/** Pods and prompt Secrets left by one run id. */
+export function leftovers(runId) {
+  const pods = getJson(["-n", NS, "get", "pods", "-l", `paperclip.io/run-id=${runId}`])?.items ?? [];
+  const secrets = getJson(["-n", NS, "get", "secrets", "-l", `paperclip.io/run-id=${runId}`])?.items ?? [];
+  return { pods: pods.filter((p) => !p.metadata.deletionTimestamp), secrets };
+}

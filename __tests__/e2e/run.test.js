@@ -1,0 +1,85 @@
+// execute() end to end on the local cluster: the real Claude Code CLI in a
+// Job pod, against the mock Anthropic API, as the adapter's RBAC identity.
+import { beforeAll, describe, expect, it } from "vitest";
+import { SELF_POD, ensureSelfPod, getJson, jobsOf, leftovers, makeCtx, run, NS } from "./harness.js";
+
+beforeAll(() => {
+  ensureSelfPod();
+  process.env.HOSTNAME = SELF_POD;
+  process.env.PAPERCLIP_NAMESPACE = NS;
+});
+
+describe("a heartbeat on the local cluster", () => {
+  it("plain answer: Job created, the real CLI ran, transcript streamed, result mapped, Job cleaned up", async () => {
+    const ctx = makeCtx({ scenario: "plain/text=Hello%20from%20the%20pod." });
+    const r = await run(ctx);
+    expect(r.result).toMatchObject({
+      exitCode: 0,
+      signal: null,
+      timedOut: false,
+      provider: "anthropic",
+      billingType: "api",
+      model: "claude-sonnet-4-6",
+      summary: "Hello from the pod.",
+    });
+    expect(r.result.errorCode).toBeUndefined();
+    expect(r.result.sessionId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(r.result.sessionParams).toEqual({ sessionId: r.result.sessionId });
+    expect(r.result.usage.outputTokens).toBeGreaterThan(0);
+    expect(r.result.costUsd).toBeGreaterThan(0);
+
+    // Callbacks: meta first, then spawn (with our pid), logs in between and after.
+    expect(r.meta).toHaveLength(1);
+    expect(r.meta[0].command).toMatch(/^kubectl job\/ac-/);
+    expect(r.meta[0].commandArgs.slice(0, 5)).toEqual(["--print", "-", "--output-format", "stream-json", "--verbose"]);
+    expect(JSON.stringify(r.meta)).not.toContain("sk-test-not-a-real-key");
+    expect(r.spawns).toHaveLength(1);
+    expect(r.spawns[0]).toMatchObject({ pid: process.pid, processGroupId: null });
+    expect(Date.parse(r.spawns[0].startedAt)).not.toBeNaN();
+    expect(r.events.findIndex((e) => e[0] === "meta")).toBeLessThan(r.events.findIndex((e) => e[0] === "spawn"));
+
+    // The transcript: the CLI's own stream-json lines, each exactly once.
+    const json = r.lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+    expect(json[0]).toMatchObject({ type: "system", subtype: "init", session_id: r.result.sessionId });
+    expect(json.filter((e) => e.type === "result")).toHaveLength(1);
+    expect(json.at(-1).type).toBe("result");
+    expect(r.stdout).toContain("[paperclip] Created K8s Job: ");
+
+    // Cleanup: the Job is gone (or going), no pod or Secret of this run remains long.
+    const jobs = jobsOf(ctx.agent.id);
+    expect(jobs).toEqual([]);
+    await expect.poll(() => leftovers(ctx.runId).pods.length, { timeout: 30_000 }).toBe(0);
+  });
+
+  it("a second heartbeat resumes the session in a new pod (HOME on the shared PVC)", async () => {
+    const agentId = `agent-resume-${process.pid}`;
+    const first = await run(makeCtx({ agentId, scenario: "plain/text=first" }));
+    expect(first.result.exitCode).toBe(0);
+    const sessionId = first.result.sessionId;
+    const second = await run(
+      makeCtx({ agentId, scenario: "plain/text=second", runtime: { sessionId, sessionParams: { sessionId } } }),
+    );
+    expect(second.meta[0].commandArgs).toEqual(expect.arrayContaining(["--resume", sessionId]));
+    expect(second.result).toMatchObject({ exitCode: 0, sessionId, summary: "second" });
+  });
+
+  it("the Job looks like the original's: labels, inherited PVC and envFrom, security context", async () => {
+    const ctx = makeCtx({ scenario: "plain", config: { retainJobs: true } });
+    const r = await run(ctx);
+    expect(r.result.exitCode).toBe(0);
+    const name = r.meta[0].command.replace("kubectl job/", "");
+    const job = getJson(["-n", NS, "get", "job", name]);
+    expect(job.metadata.labels).toMatchObject({
+      "app.kubernetes.io/managed-by": "paperclip",
+      "paperclip.io/agent-id": ctx.agent.id,
+      "paperclip.io/run-id": ctx.runId,
+      "paperclip.io/adapter-type": "claude_k8s",
+    });
+    const spec = job.spec.template.spec;
+    expect(spec.volumes).toEqual(expect.arrayContaining([{ name: "data", persistentVolumeClaim: { claimName: "paperclip-data" } }]));
+    expect(spec.containers[0].envFrom).toEqual([{ secretRef: { name: "paperclip-secrets" } }]);
+    expect(spec.containers[0].env.find((e) => e.name === "HOME").value).toBe("/paperclip");
+    expect(spec.securityContext.runAsUser).toBe(1000);
+    expect(r.stdout).toContain(`Retaining job ${name} for debugging (retainJobs=true)`);
+  });
+});

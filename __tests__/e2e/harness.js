@@ -71,7 +71,7 @@ export function ensureSelfPod() {
 let runCounter = 0;
 
 /** A host ctx for one heartbeat; `scenario` picks the mock API's behaviour. */
-export function makeCtx({ scenario = "plain", agentId, runId, config = {}, context = {}, runtime = {}, authToken } = {}) {
+export function makeCtx({ scenario = "plain", agentId, runId, config = {}, env = {}, context = {}, runtime = {}, authToken } = {}) {
   runCounter += 1;
   const id = agentId ?? `agent-${process.pid}-${runCounter}`;
   return {
@@ -83,7 +83,7 @@ export function makeCtx({ scenario = "plain", agentId, runId, config = {}, conte
       namespace: NS,
       model: "claude-sonnet-4-6",
       ttlSecondsAfterFinished: 600,
-      env: { ANTHROPIC_BASE_URL: `${mockUrl}/s/${scenario}` },
+      env: { ANTHROPIC_BASE_URL: `${mockUrl}/s/${scenario}`, ...env },
       ...config,
     },
     context: { taskId: `task-${runCounter}`, ...context },

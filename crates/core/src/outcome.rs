@@ -236,7 +236,10 @@ pub fn map_outcome(f: &RunFacts, t: &Transcript, pod: Option<&PodTermination>) -
     }
     let model = if !t.model.is_empty() { t.model.clone() } else { f.configured_model.clone() };
     let Some(parsed) = &t.result_json else {
-        if f.job_deleted_externally && exit.is_none() {
+        // The original required "no exit code"; a container killed by the
+        // deletion itself (SIGTERM 143 / SIGKILL 137) was still deleted externally.
+        let killed_by_deletion = matches!(exit, None | Some(137) | Some(143));
+        if f.job_deleted_externally && killed_by_deletion {
             return RunResult {
                 error_code: Some("k8s_job_deleted_externally".into()),
                 error_message: Some(deleted_externally_message(f, t)),

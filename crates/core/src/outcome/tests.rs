@@ -100,8 +100,10 @@ fn deleted_externally_forensics() {
     f.job_deleted_externally = true;
     let r = map_outcome(&f, &t(&[]), None);
     assert!(r.error_message.unwrap().contains("[job=ac-a-r-123456, ns=ns, completion_polls=0, last_job_conditions=none_observed, stdout_bytes=0"));
-    // With an exit code it is not "deleted before Claude could complete".
+    // A container that exited on its own was not stopped by the deletion…
     assert_ne!(map_outcome(&f, &t(&[INIT]), Some(&exit(1))).error_code.as_deref(), Some("k8s_job_deleted_externally"));
+    // …one killed by it (SIGTERM on pod deletion) was.
+    assert_eq!(map_outcome(&f, &t(&[INIT]), Some(&exit(143))).error_code.as_deref(), Some("k8s_job_deleted_externally"));
 }
 
 #[test]

@@ -1,0 +1,207 @@
+// The run's error paths on the real cluster: each situation is produced for
+// real (a mock-API scenario, a Kubernetes condition, a pre-existing Job, an
+// external delete, a cancel from the host's API) and the result, the message
+// and what is left behind are asserted.
+import http from "node:http";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NS, SELF_POD, cluster, ensureSelfPod, getJson, jobsOf, kubectl, leftovers, makeCtx, run } from "./harness.js";
+
+const noRetry = { CLAUDE_CODE_MAX_RETRIES: "0" };
+
+beforeAll(() => {
+  ensureSelfPod();
+  process.env.HOSTNAME = SELF_POD;
+  process.env.PAPERCLIP_NAMESPACE = NS;
+});
+
+/** A Job of `agentId` that looks like one of ours, running `sleep` (an orphan of another run). */
+function orphanJob({ agentId, runId, taskId, sessionId, name }) {
+  const labels = {
+    "paperclip.io/agent-id": agentId,
+    "paperclip.io/adapter-type": "claude_k8s",
+    "paperclip.io/run-id": runId,
+    ...(taskId ? { "paperclip.io/task-id": taskId } : {}),
+    ...(sessionId ? { "paperclip.io/session-id": sessionId } : {}),
+  };
+  kubectl(["apply", "-f", "-"], {
+    input: JSON.stringify({
+      apiVersion: "batch/v1",
+      kind: "Job",
+      metadata: { name, namespace: NS, labels },
+      spec: {
+        backoffLimit: 0,
+        template: {
+          metadata: { labels },
+          spec: { restartPolicy: "Never", containers: [{ name: "claude", image: "x", command: ["sleep", "120"] }] },
+        },
+      },
+    }),
+  });
+  return name;
+}
+
+function deleteJob(name) {
+  kubectl(["-n", NS, "delete", "job", name, "--wait=false"], { allowFail: true });
+}
+
+describe("agent failures", () => {
+  it("HTTP 401 from the API: failed with Claude's message, nothing left behind", async () => {
+    const ctx = makeCtx({ scenario: "status/code=401", env: noRetry });
+    const r = await run(ctx);
+    expect(r.result.exitCode).not.toBe(0);
+    expect(r.result.timedOut).toBe(false);
+    expect(r.result.errorMessage).toMatch(/^Claude run failed: .*(401|auth|invalid)/i);
+    expect(jobsOf(ctx.agent.id)).toEqual([]);
+  });
+
+  it("timeout: activeDeadlineSeconds kills a silent run → timeout", async () => {
+    const ctx = makeCtx({ scenario: "silence/seconds=60", config: { timeoutSec: 3, graceSec: 20 } });
+    const r = await run(ctx);
+    expect(r.result).toMatchObject({ errorCode: "timeout", timedOut: true, errorMessage: "Timed out after 3s" });
+    expect(jobsOf(ctx.agent.id)).toEqual([]);
+  });
+
+  it("a pod that cannot be scheduled → k8s_pod_schedule_failed with the scheduler's reason", async () => {
+    const ctx = makeCtx({ config: { nodeSelector: "pool=does-not-exist" } });
+    const r = await run(ctx);
+    expect(r.result.errorCode).toBe("k8s_pod_schedule_failed");
+    expect(r.result.errorMessage).toMatch(/^Pod scheduling failed: Pod unschedulable: 0\/1 nodes are available/);
+    expect(jobsOf(ctx.agent.id)).toEqual([]);
+  });
+
+  it("invalid tolerations are reported before anything is created", async () => {
+    const ctx = makeCtx({ config: { tolerations: "[{oops" } });
+    const r = await run(ctx);
+    expect(r.result.errorCode).toBe("k8s_config_invalid");
+    expect(r.result.errorMessage).toMatch(/^invalid tolerations: not valid JSON/);
+    expect(r.meta).toEqual([]);
+    expect(jobsOf(ctx.agent.id)).toEqual([]);
+  });
+});
+
+describe("the concurrency guard", () => {
+  it("an orphan of another task blocks, and is left alone", async () => {
+    const ctx = makeCtx();
+    const name = orphanJob({ agentId: ctx.agent.id, runId: "older-run", taskId: "another-task", name: `orphan-${Date.now()}` });
+    try {
+      const r = await run(ctx);
+      expect(r.result).toMatchObject({
+        errorCode: "k8s_concurrent_run_blocked",
+        errorMessage: `Concurrent run blocked: orphaned Job ${name} is running a different task`,
+        exitCode: null,
+      });
+      expect(getJson(["-n", NS, "get", "job", name])).not.toBeNull();
+    } finally {
+      deleteJob(name);
+    }
+  });
+
+  it("an orphan without a task → k8s_orphan_task_unknown; reattach disabled → blocked", async () => {
+    const ctx = makeCtx();
+    const name = orphanJob({ agentId: ctx.agent.id, runId: "older-run", name: `orphan-nt-${Date.now()}` });
+    try {
+      const r = await run(ctx);
+      expect(r.result.errorCode).toBe("k8s_orphan_task_unknown");
+      expect(r.result.errorMessage).toBe(`Concurrent run blocked: orphaned Job ${name} has unknown task context`);
+      const r2 = await run({ ...ctx, runId: `${ctx.runId}-b`, config: { ...ctx.config, reattachOrphanedJobs: false } });
+      expect(r2.result.errorMessage).toBe("Concurrent run blocked: orphaned Job(s) still running for this agent (reattach disabled)");
+    } finally {
+      deleteJob(name);
+    }
+  });
+
+  it("same task, different session → k8s_orphan_session_mismatch; same run id still running → blocked", async () => {
+    const ctx = makeCtx({ runtime: { sessionId: "sess-b" } });
+    const name = orphanJob({ agentId: ctx.agent.id, runId: "older", taskId: ctx.context.taskId, sessionId: "sess-a", name: `orphan-s-${Date.now()}` });
+    const mine = orphanJob({ agentId: `${ctx.agent.id}-x`, runId: ctx.runId, taskId: "t", name: `same-run-${Date.now()}` });
+    try {
+      const r = await run(ctx);
+      expect(r.result.errorCode).toBe("k8s_orphan_session_mismatch");
+      const r2 = await run({ ...makeCtx({ agentId: `${ctx.agent.id}-x` }), runId: ctx.runId });
+      expect(r2.result).toMatchObject({
+        errorCode: "k8s_concurrent_run_blocked",
+        errorMessage: `Concurrent run blocked: Job ${mine} is still running for this agent`,
+      });
+    } finally {
+      deleteJob(name);
+      deleteJob(mine);
+    }
+  });
+
+  it("list denied → k8s_concurrency_guard_unreachable (fails closed)", async () => {
+    // tester-1 has no Role at all.
+    const ctx = makeCtx();
+    ctx.config.kubeconfig = `${cluster.CLUSTER_DIR}/tester-1.kubeconfig`;
+    const r = await run(ctx);
+    expect(r.result.errorCode).toBe("k8s_concurrency_guard_unreachable");
+    expect(r.result.errorMessage).toMatch(/^Concurrency guard unreachable: .*forbidden/i);
+  });
+
+  it("reattach: a second execute for the same agent and task follows the running Job to its result", async () => {
+    const first = makeCtx({ scenario: "slow/seconds=6/lines=6" });
+    const p1 = run(first);
+    // Wait until the first run's Job exists, then start another run of the same agent and task.
+    await expect.poll(() => jobsOf(first.agent.id).length, { timeout: 30_000, interval: 200 }).toBe(1);
+    const second = { ...first, runId: `${first.runId}-reattach` };
+    const r2 = await run(second);
+    const r1 = await p1;
+    expect(r2.meta[0].commandNotes).toEqual(expect.arrayContaining([`Reattached from prior run: ${first.runId}`]));
+    expect(r2.result).toMatchObject({ exitCode: 0, summary: expect.stringContaining("slow 6") });
+    expect(r1.result.exitCode).toBe(0);
+    expect(r2.lines.filter((l) => l.includes('"type":"result"'))).toHaveLength(1);
+  });
+});
+
+describe("stopped from outside", () => {
+  let server;
+  let status = "running";
+  const seen = [];
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      seen.push({ url: req.url, auth: req.headers.authorization });
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ id: "x", status }));
+    });
+    await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  });
+  afterAll(() => {
+    delete process.env.PAPERCLIP_API_URL;
+    server?.closeAllConnections();
+    server?.close();
+  });
+
+  it("cancelled from the host's API → the Job is deleted, `cancelled` returned", async () => {
+    process.env.PAPERCLIP_API_URL = `http://127.0.0.1:${server.address().port}`;
+    status = "running";
+    const ctx = makeCtx({ scenario: "silence/seconds=60", authToken: "agent-token-123" });
+    const p = run(ctx, {
+      onLog: async (_s, chunk) => {
+        if (chunk.includes('"subtype":"init"')) status = "cancelled";
+      },
+    });
+    const r = await p;
+    delete process.env.PAPERCLIP_API_URL;
+    expect(r.result).toMatchObject({ errorCode: "cancelled", errorMessage: "Run cancelled", exitCode: null, timedOut: false });
+    expect(r.stdout).toContain("Run cancelled externally — deleting Job");
+    expect(seen.some((s) => s.url === `/api/heartbeat-runs/${ctx.runId}` && s.auth === "Bearer agent-token-123")).toBe(true);
+    expect(r.stdout + r.stderr).not.toContain("agent-token-123");
+    expect(jobsOf(ctx.agent.id)).toEqual([]);
+    await expect.poll(() => leftovers(ctx.runId).pods.length, { timeout: 60_000 }).toBe(0);
+  });
+
+  it("the Job deleted by someone else → k8s_job_deleted_externally with the forensic message", async () => {
+    const ctx = makeCtx({ scenario: "silence/seconds=60" });
+    const r = await run(ctx, {
+      onLog: async (_s, chunk) => {
+        if (chunk.includes('"subtype":"init"')) {
+          const [job] = jobsOf(ctx.agent.id);
+          kubectl(["-n", NS, "delete", "job", job.metadata.name, "--wait=false"]);
+        }
+      },
+    });
+    expect(r.result.errorCode).toBe("k8s_job_deleted_externally");
+    expect(r.result.errorMessage).toMatch(
+      /^K8s Job was deleted externally before Claude could complete \[detected_via=job-watch-delete, job=ac-.*, ns=paperclip, .*stdout_nonempty_lines=\d+\]$/,
+    );
+  });
+});

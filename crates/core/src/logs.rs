@@ -113,6 +113,7 @@ impl<H: Host> LogFollower<H> {
                 ..LogParams::default()
             };
             self.stats.connections += 1;
+            self.cursor.reconnected();
             let stream = match self.api.log_stream(&self.pod, &params).await {
                 Ok(s) => s,
                 Err(e) => {

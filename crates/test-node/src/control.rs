@@ -1,7 +1,7 @@
 //! Fault hooks for the tests, on plain HTTP at 127.0.0.1:
 //! - `POST /faults/cut-logs {"namespace","pod","container","afterBytes"?,"everySeconds"?}`:
-//!   every log stream of that container (current and future) ends after N
-//!   bytes or N seconds;
+//!   every log stream of that container (current and future; `pod` may be a
+//!   prefix, e.g. a Job's name) ends after N bytes or N seconds;
 //! - `POST /faults/oom {"namespace","pod","container"?}`: SIGKILL the container,
 //!   reported as `OOMKilled`, exit 137;
 //! - `POST /faults/evict {"namespace","pod"}`: delete the pod as an eviction would;
@@ -39,8 +39,12 @@ pub struct Faults {
 
 impl Faults {
     pub fn cut_for(&self, ns: &str, pod: &str, container: &str) -> Cut {
+        // The key's pod may be a prefix (a Job's name): its pods' names are unknown in advance.
         let cuts = self.cuts.lock().unwrap_or_else(|p| p.into_inner());
-        cuts.get(&(ns.to_owned(), pod.to_owned(), container.to_owned())).copied().unwrap_or_default()
+        cuts.iter()
+            .find(|((n, p, c), _)| n == ns && pod.starts_with(p.as_str()) && c == container)
+            .map(|(_, cut)| *cut)
+            .unwrap_or_default()
     }
 
     pub fn heartbeat_stopped(&self) -> bool {

@@ -434,7 +434,7 @@ async fn follow<H: Host + 'static>(
     let mut watch_failing_since: Option<Instant> = None;
     let mut timed_out = false;
     let mut follower_task: Option<tokio::task::JoinHandle<(Result<FollowEnd, HostError>, TranscriptParser, crate::logs::FollowStats)>> = None;
-    let mut follow_end: Option<FollowEnd> = None;
+    let mut log_unreadable = false;
 
     let schedule_deadline = tokio::time::sleep(Duration::from_secs(pod::SCHEDULE_TIMEOUT_SECS));
     tokio::pin!(schedule_deadline);
@@ -494,6 +494,9 @@ async fn follow<H: Host + 'static>(
                     *v = new;
                     changed
                 });
+                if log_unreadable && (terminated || gone) {
+                    break None;
+                }
                 if run.reattached && !spawned && book.listed_once && !book.ever_seen {
                     break Some(RunResult::error("k8s_pod_reattach_failed", &format!("Pod reattach failed: Reattach target Job {} has no pod", run.job_name)));
                 }
@@ -528,8 +531,14 @@ async fn follow<H: Host + 'static>(
                 match joined {
                     Ok((end, p, _stats)) => {
                         parser = p;
-                        follow_end = Some(end?);
-                        break None;
+                        match end? {
+                            // No log to read: still wait for the container's exit code.
+                            FollowEnd::Unreadable(msg) => {
+                                reporter.warn(format!("Warning: could not read the pod's log: {msg}")).await?;
+                                log_unreadable = true;
+                            }
+                            _ => break None,
+                        }
                     }
                     Err(e) => return Err(RunError::Setup(format!("log follower failed: {e}"))),
                 }
@@ -590,14 +599,11 @@ async fn follow<H: Host + 'static>(
         view_tx.send_modify(|v| v.stop = true);
         if let Ok((end, p, _)) = t.await {
             parser = p;
-            follow_end = Some(end?);
+            end?;
         }
     }
     if let Some(result) = early {
         return Ok(Followed { result, retain: false, job_already_deleted: job_gone_at.is_some() });
-    }
-    if let Some(FollowEnd::Unreadable(msg)) = &follow_end {
-        reporter.warn(format!("Warning: could not read the pod's log: {msg}")).await?;
     }
 
     let current = book.current();

@@ -61,6 +61,10 @@ for (const kv of args.env) {
 }
 let mock;
 
+if (!existsSync(path.join(root, "node_modules/.bin/napi"))) {
+  console.error("demo: installing npm dependencies…");
+  run("npm", ["install", "--no-audit", "--no-fund"], { stdio: "inherit" });
+}
 if (!existsSync(path.join(root, "binding.cjs")) || !readdirHasNode()) {
   console.error("demo: building the addon (npm run build)…");
   run("npm", ["run", "--silent", "build"], { stdio: "inherit" });
@@ -78,6 +82,11 @@ if (local) {
   config.namespace = "paperclip";
   config.image = "claude-k8s/local:dev";
   config.env.ANTHROPIC_BASE_URL = `${mock.url}/s/tool`;
+  // Off-cluster mode: nothing is inherited from a Paperclip pod, so the
+  // Job's env comes from config (the mock accepts any key).
+  config.env.ANTHROPIC_API_KEY = "sk-demo-local-mock";
+  config.env.DISABLE_TELEMETRY = "1";
+  config.env.CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC = "1";
 } else {
   if (!args.image) {
     console.error("demo: with KUBECONFIG set, --image is required");

@@ -11,7 +11,11 @@ beforeAll(() => {
 
 describe("a heartbeat on the local cluster", () => {
   it("plain answer: Job created, the real CLI ran, transcript streamed, result mapped, Job cleaned up", async () => {
-    const ctx = makeCtx({ scenario: "plain/text=Hello%20from%20the%20pod." });
+    const ctx = makeCtx({
+      scenario: "plain/text=Hello%20from%20the%20pod.",
+      authToken: "agent-token-secret-7f3a",
+      env: { ANTHROPIC_AUTH_TOKEN_UNUSED: "sk-config-secret-91c2" },
+    });
     const r = await run(ctx);
     expect(r.result).toMatchObject({
       exitCode: 0,
@@ -32,7 +36,11 @@ describe("a heartbeat on the local cluster", () => {
     expect(r.meta).toHaveLength(1);
     expect(r.meta[0].command).toMatch(/^kubectl job\/ac-/);
     expect(r.meta[0].commandArgs.slice(0, 5)).toEqual(["--print", "-", "--output-format", "stream-json", "--verbose"]);
-    expect(JSON.stringify(r.meta)).not.toContain("sk-test-not-a-real-key");
+    // Secrets (the Deployment's API key, config.env values, the agent token) never reach onMeta or the logs.
+    for (const secret of ["sk-test-not-a-real-key", "sk-config-secret-91c2", "agent-token-secret-7f3a"]) {
+      expect(JSON.stringify(r.meta)).not.toContain(secret);
+      expect(r.stdout + r.stderr).not.toContain(secret);
+    }
     expect(r.spawns).toHaveLength(1);
     expect(r.spawns[0]).toMatchObject({ pid: process.pid, processGroupId: null });
     expect(Date.parse(r.spawns[0].startedAt)).not.toBeNaN();

@@ -15,6 +15,9 @@
 //   blocks/n=3000               one message with N text blocks "line 000001"…
 //   big/mib=100                 text blocks totalling about N MiB
 //   max-turns                   always asks for another tool call
+//   stall[/output=N]            one text block (message_start says N output
+//                               tokens), then the stream hangs: the CLI never
+//                               prints a result (for kill/OOM tests)
 // Every request is recorded: GET /_requests, DELETE /_requests.
 import http from "node:http";
 
@@ -97,6 +100,16 @@ async function answer(req, res, body, scenario) {
       const ms = (Number(params.seconds ?? 5) * 1000) / lines;
       const blocks = Array.from({ length: lines }, (_, i) => ({ type: "text", text: `slow ${i + 1}` }));
       return streamMessage(res, model, blocks, { delayMs: ms });
+    }
+    case "stall": {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      const output = Number(params.output ?? 5);
+      sse(res, "message_start", { type: "message_start", message: { id: msgId(), type: "message", role: "assistant", model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 5, output_tokens: output } } });
+      sse(res, "content_block_start", { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } });
+      sse(res, "content_block_delta", { type: "content_block_delta", index: 0, delta: { type: "text_delta", text: params.text ?? "Working on it" } });
+      sse(res, "content_block_stop", { type: "content_block_stop", index: 0 });
+      // Never finishes: the connection stays open until the client goes away.
+      return;
     }
     case "empty":
       return streamMessage(res, model, [], { stopReason: "end_turn", outputTokens: 0 });

@@ -1,0 +1,137 @@
+// The rest of the error table (contract §1.6), each produced for real: the
+// container OOM-killed mid-answer, a stalled empty answer, an unknown session
+// to resume, a CLI that exits before any JSON, identities that lack a verb,
+// and an orphan Job without a pod.
+import { readFileSync } from "node:fs";
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NS, SELF_POD, cluster, ensureSelfPod, jobsOf, kubectl, leftovers, makeCtx, run } from "./harness.js";
+
+async function fault(path, body) {
+  const { port } = JSON.parse(readFileSync(cluster.NODE_CONTROL, "utf8"));
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method: "POST", body: JSON.stringify(body) });
+  if (!res.ok) throw new Error(`fault ${path}: ${res.status} ${await res.text()}`);
+}
+
+/** Binds a Role without one verb to a spare identity; returns its kubeconfig. */
+function identityWithout(user, resource, verb) {
+  const name = `without-${user}`;
+  const rules = [
+    { apiGroups: ["batch"], resources: ["jobs"], verbs: ["create", "get", "list", "watch", "patch", "delete"] },
+    { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
+    { apiGroups: [""], resources: ["pods/log"], verbs: ["get"] },
+    { apiGroups: [""], resources: ["secrets"], verbs: ["create", "get", "patch", "delete"] },
+    { apiGroups: [""], resources: ["persistentvolumeclaims"], verbs: ["get"] },
+  ].map((r) => ({ ...r, verbs: r.resources.includes(resource) ? r.verbs.filter((v) => v !== verb) : r.verbs }));
+  kubectl(["apply", "-f", "-"], {
+    input: JSON.stringify({
+      apiVersion: "v1",
+      kind: "List",
+      items: [
+        { apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata: { name, namespace: NS }, rules },
+        { apiVersion: "rbac.authorization.k8s.io/v1", kind: "RoleBinding", metadata: { name, namespace: NS },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name },
+          subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: user }] },
+      ],
+    }),
+  });
+  return `${cluster.CLUSTER_DIR}/${user}.kubeconfig`;
+}
+
+beforeAll(() => {
+  ensureSelfPod();
+  process.env.HOSTNAME = SELF_POD;
+  process.env.PAPERCLIP_NAMESPACE = NS;
+});
+
+afterAll(() => {
+  for (const u of ["tester-1", "tester-2"]) kubectl(["-n", NS, "delete", "role,rolebinding", `without-${u}`, "--ignore-not-found"], { allowFail: true });
+});
+
+function killer(marker) {
+  const seen = [];
+  let fired = false;
+  return async (_s, chunk) => {
+    seen.push(chunk);
+    if (!fired && chunk.includes(marker)) {
+      fired = true;
+      const pod = /\[paperclip\] Pod (\S+):/.exec(seen.join(""))[1];
+      await fault("/faults/oom", { namespace: NS, pod, container: "claude" });
+    }
+  };
+}
+
+describe("how a run can end", () => {
+  it("OOM-killed mid-answer → claude_truncated, cause names SIGKILL/OOMKilled", async () => {
+    const ctx = makeCtx({ scenario: "stall/output=7/text=Half%20an%20answer" });
+    const r = await run(ctx, { onLog: killer("Half an answer") });
+    expect(r.result.errorCode).toBe("claude_truncated");
+    expect(r.result.exitCode).toBe(137);
+    expect(r.result.errorMessage).toBe(
+      "Claude run was truncated mid-stream (model: claude-sonnet-4-6) — assistant produced content but no result event arrived; exit code 137, SIGKILL (commonly OOMKilled), signal 9, reason=OOMKilled",
+    );
+    expect(jobsOf(ctx.agent.id)).toEqual([]);
+  });
+
+  it("an answer that never produced output tokens, then killed → llm_api_error", async () => {
+    const ctx = makeCtx({ scenario: "stall/output=0/text=x" });
+    const r = await run(ctx, { onLog: killer('"stop_reason":null') });
+    expect(r.result.errorCode).toBe("llm_api_error");
+    expect(r.result.errorMessage).toMatch(/^LLM API returned an empty response \(stop_reason: null, output_tokens: 0\)/);
+  });
+
+  it("resuming a session the CLI does not know → session_unavailable, clearSession", async () => {
+    const sessionId = randomUUID();
+    const ctx = makeCtx({ runtime: { sessionId, sessionParams: { sessionId } } });
+    const r = await run(ctx);
+    expect(r.meta[0].commandArgs).toEqual(expect.arrayContaining(["--resume", sessionId]));
+    expect(r.result.errorCode).toBe("session_unavailable");
+    expect(r.result.clearSession).toBe(true);
+    expect(r.result.errorMessage).toMatch(/^Claude run failed: .*No conversation found with session ID/i);
+    expect(r.stdout).toContain("[paperclip] Claude session is unavailable; clearing for next run.");
+  });
+
+  it("a CLI that exits before printing JSON → no code, the first line quoted", async () => {
+    const ctx = makeCtx({ config: { extraArgs: ["--no-such-flag"] } });
+    const r = await run(ctx);
+    expect(r.result.errorCode).toBeUndefined();
+    expect(r.result.exitCode).not.toBe(0);
+    expect(r.result.errorMessage).toMatch(/^Claude exited with code \d+: .*no-such-flag/);
+  });
+
+  it("no right to create Jobs → k8s_job_create_failed", async () => {
+    const ctx = makeCtx();
+    ctx.config.kubeconfig = identityWithout("tester-1", "jobs", "create");
+    const r = await run(ctx);
+    expect(r.result.errorCode).toBe("k8s_job_create_failed");
+    expect(r.result.errorMessage).toMatch(/^Failed to create Kubernetes Job: .*forbidden/i);
+  });
+
+  it("a large prompt without the right to create Secrets → k8s_prompt_secret_create_failed; with it, the Secret is cleaned up", async () => {
+    const big = `{{agent.name}} ${"p".repeat(300 * 1024)}`;
+    const ctx = makeCtx({ config: { promptTemplate: big } });
+    ctx.config.kubeconfig = identityWithout("tester-2", "secrets", "create");
+    const r = await run(ctx);
+    expect(r.result.errorCode).toBe("k8s_prompt_secret_create_failed");
+    expect(r.result.errorMessage).toMatch(/^Failed to create prompt Secret: .*forbidden/i);
+    expect(jobsOf(ctx.agent.id)).toEqual([]);
+
+    const ok = makeCtx({ config: { promptTemplate: big } });
+    const r2 = await run(ok);
+    expect(r2.result.exitCode).toBe(0);
+    expect(r2.result.summary).toBe("Hello from mock.");
+    await expect.poll(() => leftovers(ok.runId).secrets.length, { timeout: 30_000 }).toBe(0);
+  });
+
+  it("an orphan Job that has no pod → k8s_pod_reattach_failed", async () => {
+    const ctx = makeCtx();
+    const name = `podless-${Date.now()}`;
+    const labels = { "paperclip.io/agent-id": ctx.agent.id, "paperclip.io/adapter-type": "claude_k8s", "paperclip.io/run-id": "earlier", "paperclip.io/task-id": ctx.context.taskId };
+    kubectl(["apply", "-f", "-"], {
+      input: JSON.stringify({ apiVersion: "batch/v1", kind: "Job", metadata: { name, namespace: NS, labels },
+        spec: { parallelism: 0, template: { metadata: { labels }, spec: { restartPolicy: "Never", containers: [{ name: "claude", image: "x", command: ["true"] }] } } } }),
+    });
+    const r = await run(ctx);
+    expect(r.result).toMatchObject({ errorCode: "k8s_pod_reattach_failed", errorMessage: `Pod reattach failed: Reattach target Job ${name} has no pod` });
+  });
+});

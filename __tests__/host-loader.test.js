@@ -5,22 +5,9 @@
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
+import { loadLikeHost } from "./support/load-like-host.js";
 
 const pkgDir = path.resolve(import.meta.dirname, "..");
-
-export async function loadLikeHost(dir) {
-  const pkg = JSON.parse(readFileSync(path.join(dir, "package.json"), "utf8"));
-  const dot = pkg.exports?.["."];
-  const entry = typeof dot === "string" ? dot : (dot?.import ?? dot?.default ?? pkg.main ?? "index.js");
-  const mod = await import(pathToFileURL(path.resolve(dir, entry)).href);
-  if (typeof mod.createServerAdapter !== "function") {
-    throw new Error(`Package "${pkg.name}" does not export createServerAdapter()`);
-  }
-  const adapter = mod.createServerAdapter();
-  if (!adapter?.type) throw new Error("adapter has no type");
-  return { pkg, mod, adapter };
-}
 
 describe("the package as the host loads it", () => {
   it("resolves exports['.'] and builds a complete adapter module", async () => {

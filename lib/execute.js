@@ -46,12 +46,28 @@ function wrapCallback(name, fn) {
   if (fn === undefined || fn === null) return undefined;
   if (typeof fn !== "function") throw new TypeError(`execute(ctx): ctx.${name} must be a function`);
   return async (...args) => {
+    // A callback that never settles would hold the run (and the pod's log)
+    // forever: after the limit it counts as failed, and execute rejects.
+    const limitMs = callbackTimeoutMs();
+    let timer;
+    const expired = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`did not settle within ${limitMs} ms`)), limitMs);
+      timer.unref?.();
+    });
     try {
-      await fn(...args);
+      await Promise.race([Promise.resolve().then(() => fn(...args)), expired]);
     } catch (e) {
       throw new Error(describeThrown(e));
+    } finally {
+      clearTimeout(timer);
     }
   };
+}
+
+/** CLAUDE_K8S_CALLBACK_TIMEOUT_MS, default 5 minutes. */
+function callbackTimeoutMs() {
+  const v = Number(process.env.CLAUDE_K8S_CALLBACK_TIMEOUT_MS);
+  return Number.isFinite(v) && v > 0 ? v : 300_000;
 }
 
 /** The data fields of the host's ctx; everything else (callbacks, newer hosts' extras) stays out. */

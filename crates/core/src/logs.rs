@@ -79,6 +79,8 @@ pub struct LogFollower<H: Host> {
 
 /// Consecutive failed connects tolerated before giving up on the log.
 const MAX_FAILED_CONNECTS: u32 = 30;
+/// …of which at most this many may be 403 Forbidden (about 10 s with the backoff).
+const MAX_FORBIDDEN_CONNECTS: u32 = 8;
 
 impl<H: Host> LogFollower<H> {
     pub fn new(api: Api<Pod>, pod: String, reporter: Arc<Reporter<H>>) -> Self {
@@ -120,11 +122,12 @@ impl<H: Host> LogFollower<H> {
                     if crate::cluster::is_not_found(&e) && before.terminated {
                         return Ok(FollowEnd::PodGone);
                     }
-                    if matches!(&e, kube::Error::Api(s) if s.code == 403) {
-                        return Ok(FollowEnd::Unreadable(crate::cluster::describe_error(&e)));
-                    }
+                    // A 403 is usually final (RBAC denies pods/log), but an
+                    // apiserver that just restarted answers 403 until its RBAC
+                    // caches are warm: give it a few seconds before giving up.
+                    let forbidden = matches!(&e, kube::Error::Api(s) if s.code == 403);
                     failures += 1;
-                    if failures >= MAX_FAILED_CONNECTS {
+                    if failures >= MAX_FAILED_CONNECTS || (forbidden && failures >= MAX_FORBIDDEN_CONNECTS) {
                         return Ok(FollowEnd::Unreadable(crate::cluster::describe_error(&e)));
                     }
                     tracing::debug!(error = %e, failures, "log connect failed; retrying");

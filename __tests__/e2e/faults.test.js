@@ -1,0 +1,44 @@
+// The cluster misbehaving mid-run: kube-apiserver killed and restarted twice
+// while the real CLI streams 600 numbered lines. The run completes, every
+// line arrives exactly once and in order (watches resumed or re-listed, the
+// log resumed from its last line).
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { NS, SELF_POD, ensureSelfPod, jobsOf, makeCtx, run } from "./harness.js";
+
+const root = path.resolve(import.meta.dirname, "../..");
+
+function restartApiserver() {
+  return new Promise((resolve, reject) => {
+    const p = spawn("bash", [path.join(root, "scripts/test-cluster"), "restart", "apiserver"], { stdio: "ignore" });
+    p.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`restart exited ${code}`))));
+  });
+}
+
+beforeAll(() => {
+  ensureSelfPod();
+  process.env.HOSTNAME = SELF_POD;
+  process.env.PAPERCLIP_NAMESPACE = NS;
+});
+
+describe("kube-apiserver restarts mid-run", () => {
+  it("twice, at different stages: the run completes and every line arrives once", async () => {
+    const n = 600;
+    const ctx = makeCtx({ scenario: `slow/seconds=24/lines=${n}` });
+    const restarts = [];
+    const r = await run(ctx, {
+      onLog: async (_s, chunk) => {
+        if (restarts.length === 0 && chunk.includes('"text":"slow 1"')) restarts.push(restartApiserver());
+        if (restarts.length === 1 && chunk.includes('"text":"slow 400"')) restarts.push(restartApiserver());
+      },
+    });
+    await Promise.all(restarts);
+    expect(restarts).toHaveLength(2);
+    expect(r.result.exitCode).toBe(0);
+    const texts = r.lines.filter((l) => l.startsWith('{"type":"assistant"')).map((l) => JSON.parse(l).message.content[0]?.text);
+    expect(texts).toEqual(Array.from({ length: n }, (_, i) => `slow ${i + 1}`));
+    expect(r.lines.filter((l) => l.includes('"type":"result"'))).toHaveLength(1);
+    await expect.poll(() => jobsOf(ctx.agent.id).length, { timeout: 60_000 }).toBe(0);
+  });
+});

@@ -5,7 +5,7 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { NS, SELF_POD, ensureSelfPod, jobsOf, makeCtx, run } from "./harness.js";
+import { NS, SELF_POD, ensureSelfPod, jobsOf, kubectl, makeCtx, run } from "./harness.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
 
@@ -41,4 +41,32 @@ describe("kube-apiserver restarts mid-run", () => {
     expect(r.lines.filter((l) => l.includes('"type":"result"'))).toHaveLength(1);
     await expect.poll(() => jobsOf(ctx.agent.id).length, { timeout: 60_000 }).toBe(0);
   });
+});
+
+describe("the Job's state cannot be known", () => {
+  it("kube-apiserver gone for over a minute mid-run → k8s_job_state_mismatch, the Job is retained", async () => {
+    const ctx = makeCtx({ scenario: "slow/seconds=10/lines=10" });
+    let stopped = null;
+    const r = await run(ctx, {
+      onLog: async (_s, chunk) => {
+        if (!stopped && chunk.includes('"text":"slow 1"')) {
+          stopped = new Promise((resolve, reject) => {
+            const p = spawn("bash", [path.join(root, "scripts/test-cluster"), "stop", "apiserver"], { stdio: "ignore" });
+            p.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`stop exited ${code}`))));
+          });
+        }
+      },
+    });
+    await stopped;
+    await restartApiserver();
+    expect(r.result).toMatchObject({
+      errorCode: "k8s_job_state_mismatch",
+      errorMessage: expect.stringMatching(/^Job ac-\S+ did not complete cleanly \(log stream ended before job reached terminal state\)$/),
+    });
+    expect(r.stdout).toMatch(/Retaining job ac-\S+ \(state mismatch — UI is waiting on it\)/);
+    // Retained: the Job is still there for the UI (then removed by this test).
+    const jobs = jobsOf(ctx.agent.id);
+    expect(jobs).toHaveLength(1);
+    kubectl(["-n", NS, "delete", "job", jobs[0].metadata.name, "--wait=false"]);
+  }, 200_000);
 });

@@ -62,8 +62,7 @@ export interface AdapterExecutionContext {
   onMeta?: (meta: AdapterInvocationMeta) => Promise<void>;
   onSpawn?: (meta: AdapterSpawnMeta) => Promise<void>;
   authToken?: string;
-  /** Newer hosts pass more fields (executionTarget, executionTransport, …); they are ignored. */
-  [extra: string]: unknown;
+  // Newer hosts pass more fields (executionTarget, executionTransport, …); they are ignored.
 }
 
 export interface AdapterExecutionResult {

@@ -5,50 +5,12 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testEnvironment } from "../../server.js";
-import { NS, SELF_POD, cluster, ensureSelfPod, kubectl, makeCtx, run } from "./harness.js";
+import { NS, cluster, dropIdentity, identityWithout, inPaperclipPod, makeCtx, run } from "./harness.js";
 
-const root = path.resolve(import.meta.dirname, "../..");
-const rbac = readFileSync(path.join(root, "deploy/rbac.yaml"), "utf8");
-
-/** The Role's rules, read from deploy/rbac.yaml (the README's Role). */
-function roleRules() {
-  const doc = rbac.split(/^---$/m).find((d) => /^kind: Role$/m.test(d));
-  return JSON.parse(kubectl(["create", "--dry-run=client", "-o", "json", "-f", "-"], { input: doc })).rules;
-}
-
-function bindReducedRole(user, drop) {
-  const rules = roleRules()
-    .map((r) => ({ ...r, verbs: r.verbs.filter((v) => !(r.resources.includes(drop.resource) && v === drop.verb)) }))
-    .filter((r) => r.verbs.length > 0);
-  const name = `reduced-${user}`;
-  kubectl(["apply", "-f", "-"], {
-    input: JSON.stringify({
-      apiVersion: "v1",
-      kind: "List",
-      items: [
-        { apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata: { name, namespace: NS }, rules },
-        {
-          apiVersion: "rbac.authorization.k8s.io/v1",
-          kind: "RoleBinding",
-          metadata: { name, namespace: NS },
-          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name },
-          subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: user }],
-        },
-      ],
-    }),
-  });
-}
-
-beforeAll(() => {
-  ensureSelfPod();
-  process.env.HOSTNAME = SELF_POD;
-  process.env.PAPERCLIP_NAMESPACE = NS;
-});
+inPaperclipPod(beforeAll);
 
 afterAll(() => {
-  for (const u of ["tester-2", "tester-3"]) {
-    kubectl(["-n", NS, "delete", "role,rolebinding", `reduced-${u}`, "--ignore-not-found"], { allowFail: true });
-  }
+  for (const u of ["tester-2", "tester-3"]) dropIdentity(u);
 });
 
 const envCtx = (kubeconfig) => ({ companyId: "co", adapterType: "claude_k8s", config: { kubeconfig, namespace: NS } });
@@ -76,8 +38,7 @@ describe("testEnvironment", () => {
     ["tester-2", { resource: "jobs", verb: "patch" }, "k8s_rbac_job_patch"],
     ["tester-3", { resource: "pods/log", verb: "get" }, "k8s_rbac_pod_log"],
   ])("%s without %o: reported as an error with a hint", async (user, drop, code) => {
-    bindReducedRole(user, drop);
-    const r = await testEnvironment(envCtx(`${cluster.CLUSTER_DIR}/${user}.kubeconfig`));
+    const r = await testEnvironment(envCtx(identityWithout(user, drop.resource, drop.verb)));
     const failing = r.checks.filter((c) => c.level === "error");
     expect(failing.map((c) => c.code)).toEqual([code]);
     expect(failing[0].message).toMatch(/^RBAC: not allowed to /);
@@ -86,9 +47,8 @@ describe("testEnvironment", () => {
   });
 
   it("execute without pods/log: the run completes, and says the log could not be read", async () => {
-    bindReducedRole("tester-3", { resource: "pods/log", verb: "get" });
     const ctx = makeCtx({ scenario: "plain" });
-    ctx.config.kubeconfig = `${cluster.CLUSTER_DIR}/tester-3.kubeconfig`;
+    ctx.config.kubeconfig = identityWithout("tester-3", "pods/log", "get");
     const r = await run(ctx);
     expect(r.stderr).toMatch(/Warning: could not read the pod's log: .*forbidden/i);
     expect(r.result.exitCode).toBe(0);

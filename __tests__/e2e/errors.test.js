@@ -4,15 +4,11 @@
 // and what is left behind are asserted.
 import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { NS, SELF_POD, cluster, ensureSelfPod, getJson, jobsOf, kubectl, leftovers, makeCtx, run } from "./harness.js";
+import { NS, cluster, inPaperclipPod, getJson, jobsOf, kubectl, leftovers, makeCtx, run } from "./harness.js";
 
 const noRetry = { CLAUDE_CODE_MAX_RETRIES: "0" };
 
-beforeAll(() => {
-  ensureSelfPod();
-  process.env.HOSTNAME = SELF_POD;
-  process.env.PAPERCLIP_NAMESPACE = NS;
-});
+inPaperclipPod(beforeAll);
 
 /** A Job of `agentId` that looks like one of ours, running `sleep` (an orphan of another run). */
 function orphanJob({ agentId, runId, taskId, sessionId, name }) {

@@ -5,7 +5,7 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { NS, SELF_POD, ensureSelfPod, jobsOf, kubectl, makeCtx, run } from "./harness.js";
+import { NS, inPaperclipPod, jobsOf, kubectl, makeCtx, run } from "./harness.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
 
@@ -16,11 +16,7 @@ function restartApiserver() {
   });
 }
 
-beforeAll(() => {
-  ensureSelfPod();
-  process.env.HOSTNAME = SELF_POD;
-  process.env.PAPERCLIP_NAMESPACE = NS;
-});
+inPaperclipPod(beforeAll);
 
 describe("kube-apiserver restarts mid-run", () => {
   it("twice, at different stages: the run completes and every line arrives once", async () => {

@@ -2,6 +2,7 @@
 // mock Anthropic API, a "Paperclip pod" for the adapter to introspect, and an
 // execute() call that records every callback.
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { inject } from "vitest";
 import { execute } from "../../server.js";
 
@@ -133,4 +134,59 @@ export function leftovers(runId) {
   const pods = getJson(["-n", NS, "get", "pods", "-l", `paperclip.io/run-id=${runId}`])?.items ?? [];
   const secrets = getJson(["-n", NS, "get", "secrets", "-l", `paperclip.io/run-id=${runId}`])?.items ?? [];
   return { pods: pods.filter((p) => !p.metadata.deletionTimestamp), secrets };
+}
+
+/** Plays Paperclip's own pod for this test file: the adapter finds it through HOSTNAME. */
+export function inPaperclipPod(beforeAll) {
+  beforeAll(() => {
+    ensureSelfPod();
+    process.env.HOSTNAME = SELF_POD;
+    process.env.PAPERCLIP_NAMESPACE = NS;
+  });
+}
+
+/** Triggers one of the test node's fault hooks (crates/test-node/src/control.rs). */
+export async function fault(path, body) {
+  const { port } = JSON.parse(readFileSync(cluster.NODE_CONTROL, "utf8"));
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method: "POST", body: JSON.stringify(body) });
+  if (!res.ok) throw new Error(`fault ${path}: ${res.status} ${await res.text()}`);
+}
+
+/** The Role of deploy/rbac.yaml (the README's Role), as JSON rules. */
+export function documentedRules() {
+  const rbac = readFileSync(new URL("../../deploy/rbac.yaml", import.meta.url), "utf8");
+  const doc = rbac.split(/^---$/m).find((d) => /^kind: Role$/m.test(d));
+  return JSON.parse(kubectl(["create", "--dry-run=client", "-o", "json", "-f", "-"], { input: doc })).rules;
+}
+
+/**
+ * Binds the documented Role minus one verb to a spare identity (tester-N);
+ * returns that identity's kubeconfig.
+ */
+export function identityWithout(user, resource, verb) {
+  const name = `without-${user}`;
+  const rules = documentedRules()
+    .map((r) => ({ ...r, verbs: r.resources.includes(resource) ? r.verbs.filter((v) => v !== verb) : r.verbs }))
+    .filter((r) => r.verbs.length > 0);
+  kubectl(["apply", "-f", "-"], {
+    input: JSON.stringify({
+      apiVersion: "v1",
+      kind: "List",
+      items: [
+        { apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata: { name, namespace: NS }, rules },
+        {
+          apiVersion: "rbac.authorization.k8s.io/v1",
+          kind: "RoleBinding",
+          metadata: { name, namespace: NS },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name },
+          subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: user }],
+        },
+      ],
+    }),
+  });
+  return `${cluster.CLUSTER_DIR}/${user}.kubeconfig`;
+}
+
+export function dropIdentity(user) {
+  kubectl(["-n", NS, "delete", "role,rolebinding", `without-${user}`, "--ignore-not-found"], { allowFail: true });
 }

@@ -5,13 +5,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
-import { NS, SELF_POD, cluster, ensureSelfPod, makeCtx, run } from "./harness.js";
-
-async function fault(path, body) {
-  const { port } = JSON.parse(readFileSync(cluster.NODE_CONTROL, "utf8"));
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method: "POST", body: JSON.stringify(body) });
-  if (!res.ok) throw new Error(`fault ${path}: ${res.status}`);
-}
+import { NS, cluster, fault, inPaperclipPod, makeCtx, run } from "./harness.js";
 
 /** The original's Job name rule (contract §1.7), to aim the fault before the Job exists. */
 function expectedJobName(agentId, runId) {
@@ -20,11 +14,7 @@ function expectedJobName(agentId, runId) {
   return `ac-${slug(agentId)}-${slug(runId)}-${hash}`;
 }
 
-beforeAll(() => {
-  ensureSelfPod();
-  process.env.HOSTNAME = SELF_POD;
-  process.env.PAPERCLIP_NAMESPACE = NS;
-});
+inPaperclipPod(beforeAll);
 
 describe("log stream drops", () => {
   it("every line exactly once, in order, with the stream cut every 2 s", async () => {

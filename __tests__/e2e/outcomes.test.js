@@ -2,50 +2,14 @@
 // container OOM-killed mid-answer, a stalled empty answer, an unknown session
 // to resume, a CLI that exits before any JSON, identities that lack a verb,
 // and an orphan Job without a pod.
-import { readFileSync } from "node:fs";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { NS, SELF_POD, cluster, ensureSelfPod, jobsOf, kubectl, leftovers, makeCtx, run } from "./harness.js";
+import { NS, dropIdentity, fault, identityWithout, inPaperclipPod, jobsOf, kubectl, leftovers, makeCtx, run } from "./harness.js";
 
-async function fault(path, body) {
-  const { port } = JSON.parse(readFileSync(cluster.NODE_CONTROL, "utf8"));
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method: "POST", body: JSON.stringify(body) });
-  if (!res.ok) throw new Error(`fault ${path}: ${res.status} ${await res.text()}`);
-}
-
-/** Binds a Role without one verb to a spare identity; returns its kubeconfig. */
-function identityWithout(user, resource, verb) {
-  const name = `without-${user}`;
-  const rules = [
-    { apiGroups: ["batch"], resources: ["jobs"], verbs: ["create", "get", "list", "watch", "patch", "delete"] },
-    { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
-    { apiGroups: [""], resources: ["pods/log"], verbs: ["get"] },
-    { apiGroups: [""], resources: ["secrets"], verbs: ["create", "get", "patch", "delete"] },
-    { apiGroups: [""], resources: ["persistentvolumeclaims"], verbs: ["get"] },
-  ].map((r) => ({ ...r, verbs: r.resources.includes(resource) ? r.verbs.filter((v) => v !== verb) : r.verbs }));
-  kubectl(["apply", "-f", "-"], {
-    input: JSON.stringify({
-      apiVersion: "v1",
-      kind: "List",
-      items: [
-        { apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata: { name, namespace: NS }, rules },
-        { apiVersion: "rbac.authorization.k8s.io/v1", kind: "RoleBinding", metadata: { name, namespace: NS },
-          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name },
-          subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: user }] },
-      ],
-    }),
-  });
-  return `${cluster.CLUSTER_DIR}/${user}.kubeconfig`;
-}
-
-beforeAll(() => {
-  ensureSelfPod();
-  process.env.HOSTNAME = SELF_POD;
-  process.env.PAPERCLIP_NAMESPACE = NS;
-});
+inPaperclipPod(beforeAll);
 
 afterAll(() => {
-  for (const u of ["tester-1", "tester-2"]) kubectl(["-n", NS, "delete", "role,rolebinding", `without-${u}`, "--ignore-not-found"], { allowFail: true });
+  for (const u of ["tester-1", "tester-2"]) dropIdentity(u);
 });
 
 function killer(marker) {

@@ -1,13 +1,9 @@
 // execute() end to end on the local cluster: the real Claude Code CLI in a
 // Job pod, against the mock Anthropic API, as the adapter's RBAC identity.
 import { beforeAll, describe, expect, it } from "vitest";
-import { SELF_POD, ensureSelfPod, getJson, jobsOf, leftovers, makeCtx, run, NS } from "./harness.js";
+import { NS, getJson, inPaperclipPod, jobsOf, leftovers, makeCtx, run } from "./harness.js";
 
-beforeAll(() => {
-  ensureSelfPod();
-  process.env.HOSTNAME = SELF_POD;
-  process.env.PAPERCLIP_NAMESPACE = NS;
-});
+inPaperclipPod(beforeAll);
 
 describe("a heartbeat on the local cluster", () => {
   it("plain answer: Job created, the real CLI ran, transcript streamed, result mapped, Job cleaned up", async () => {

@@ -536,6 +536,11 @@ async fn follow<H: Host + 'static>(
                             FollowEnd::Unreadable(msg) => {
                                 reporter.warn(format!("Warning: could not read the pod's log: {msg}")).await?;
                                 log_unreadable = true;
+                                // The container may have ended already: no pod event will come.
+                                let v = *view_tx.borrow();
+                                if v.terminated || v.pod_gone {
+                                    break None;
+                                }
                             }
                             _ => break None,
                         }

@@ -90,3 +90,28 @@ describe("CLI formatter", () => {
     expect(formatClaudeStreamLine('{"type":"assistant","message":{"content":[]}}')).toBeNull();
   });
 });
+
+describe("skills (listSkills / syncSkills through the Rust core)", () => {
+  it("reports configured, available and missing skills as the original did", async () => {
+    const { listSkills, syncSkills } = await import("../server.js");
+    const config = {
+      paperclipRuntimeSkills: [
+        { key: "paperclip", runtimeName: "paperclip", source: "/skills/paperclip", required: true, requiredReason: "core" },
+        { key: "extra", source: "/skills/extra" },
+      ],
+    };
+    const ctx = { agentId: "a", companyId: "c", adapterType: "claude_k8s", config };
+    const listed = await listSkills(ctx);
+    expect(listed).toMatchObject({ adapterType: "claude_k8s", supported: true, mode: "ephemeral", desiredSkills: ["paperclip"] });
+    expect(listed.entries.map((e) => [e.key, e.state, e.origin])).toEqual([
+      ["extra", "available", "company_managed"],
+      ["paperclip", "configured", "paperclip_required"],
+    ]);
+    const synced = await syncSkills(ctx, ["extra", "ghost"]);
+    expect(synced.desiredSkills).toEqual(["paperclip", "extra", "ghost"]);
+    expect(synced.entries.find((e) => e.key === "ghost")).toMatchObject({ state: "missing", origin: "external_unknown" });
+    expect(synced.warnings).toEqual(['Desired skill "ghost" is not available from the Paperclip skills directory.']);
+    // Garbage in: still a snapshot, never a throw.
+    await expect(listSkills(null)).resolves.toMatchObject({ entries: [] });
+  });
+});

@@ -371,6 +371,11 @@ struct PodBook {
     ever_seen: bool,
     /// The first list has completed (so "no pod" is a fact, not a gap).
     listed_once: bool,
+    /// The last state seen of a pod that is gone. Another reader of the same
+    /// Job (a reattached run, or the run we reattached from) may delete the
+    /// Job the moment its container ends, before our watch delivered the
+    /// terminated status as an update: the delete event still carries it.
+    departed: Option<Pod>,
 }
 
 impl PodBook {
@@ -386,7 +391,10 @@ impl PodBook {
             }
             Event::InitDone => {
                 let listed = std::mem::take(&mut self.listing);
-                self.pods.retain(|n, _| listed.contains(n));
+                let gone: Vec<String> = self.pods.keys().filter(|n| !listed.contains(n)).cloned().collect();
+                for n in gone {
+                    self.departed = self.pods.remove(&n);
+                }
                 self.listed_once = true;
             }
             Event::Apply(p) => {
@@ -395,6 +403,7 @@ impl PodBook {
             }
             Event::Delete(p) => {
                 self.pods.remove(p.metadata.name.as_deref().unwrap_or_default());
+                self.departed = Some(p);
             }
         }
     }
@@ -402,6 +411,11 @@ impl PodBook {
     /// The Job's current pod: with `backoffLimit: 0` there is one; take the newest.
     fn current(&self) -> Option<&Pod> {
         self.pods.values().max_by(|a, b| a.metadata.creation_timestamp.cmp(&b.metadata.creation_timestamp))
+    }
+
+    /// The current pod, or else the last state of the one that went away.
+    fn last_known(&self) -> Option<&Pod> {
+        self.current().or(self.departed.as_ref())
     }
 }
 
@@ -612,7 +626,7 @@ async fn follow<H: Host + 'static>(
     }
 
     let current = book.current();
-    let termination = current.and_then(pod::claude_terminated).map(PodTermination::from_terminated);
+    let termination = book.last_known().and_then(pod::claude_terminated).map(PodTermination::from_terminated);
     let pod_gone = book.ever_seen && current.is_none();
     let transcript = parser.finish();
     let facts = RunFacts {
@@ -709,4 +723,51 @@ async fn cleanup<H: Host>(run: &Running, cfg: &AdapterConfig, retain_for_mismatc
         }
     }
     let _ = run.timeout_sec;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::watcher::Event;
+
+    fn pod(name: &str, exit: Option<i32>) -> Pod {
+        let state = match exit {
+            Some(c) => serde_json::json!({"terminated": {"exitCode": c}}),
+            None => serde_json::json!({"running": {}}),
+        };
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "status": {"containerStatuses": [{"name": "claude", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": state}]}
+        }))
+        .unwrap()
+    }
+
+    fn exit_of(book: &PodBook) -> Option<i32> {
+        book.last_known().and_then(pod::claude_terminated).map(|t| t.exit_code)
+    }
+
+    #[test]
+    fn a_deleted_pod_keeps_its_exit_code() {
+        // The regression: a reattached run saw the exit, then the other run
+        // deleted the Job; the exit code must survive the delete event.
+        let mut book = PodBook::default();
+        book.apply(Event::Apply(pod("p", None)));
+        book.apply(Event::Apply(pod("p", Some(0))));
+        book.apply(Event::Delete(pod("p", Some(0))));
+        assert!(book.current().is_none());
+        assert_eq!(exit_of(&book), Some(0));
+    }
+
+    #[test]
+    fn a_pod_missing_from_a_relist_is_departed_not_forgotten() {
+        let mut book = PodBook::default();
+        book.apply(Event::Apply(pod("p", Some(3))));
+        book.apply(Event::Init);
+        book.apply(Event::InitDone);
+        assert!(book.current().is_none());
+        assert_eq!(exit_of(&book), Some(3));
+        // A live pod is preferred over a departed one.
+        book.apply(Event::Apply(pod("q", None)));
+        assert_eq!(exit_of(&book), None);
+    }
 }

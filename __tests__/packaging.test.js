@@ -34,6 +34,21 @@ describe("packaging", () => {
     expect(r.errorCode).toBe("k8s_agent_id_invalid");
   });
 
+  // Paperclip's images run older distributions than the build machine: the
+  // linux-x64-gnu binary is linked against glibc 2.28 (scripts/build, zig) and
+  // must not ask for a newer symbol version than that.
+  it.runIf(process.platform === "linux" && process.arch === "x64")("the linux-x64-gnu binary needs glibc 2.28 at most", () => {
+    const node = path.join(root, "claude-k8s.linux-x64-gnu.node");
+    const symbols = execFileSync("objdump", ["-T", node], { encoding: "utf8", maxBuffer: 64 << 20 });
+    const versions = [...new Set(symbols.match(/GLIBC_\d+(\.\d+)*/g) ?? [])];
+    expect(versions.length).toBeGreaterThan(0); // it is a glibc binary at all
+    const newer = versions.filter((v) => {
+      const [maj, min = 0] = v.slice(6).split(".").map(Number);
+      return maj > 2 || (maj === 2 && min > 28);
+    });
+    expect(newer).toEqual([]);
+  });
+
   it("without a binary for the platform, importing fails with one clear message", async () => {
     const copy = path.join(tmp, "no-binary");
     cpSync(root, copy, {

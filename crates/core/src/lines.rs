@@ -70,7 +70,8 @@ impl LineAssembler {
         if self.partial.is_empty() {
             return None;
         }
-        Some(LogLine::parse(&std::mem::take(&mut self.partial)))
+        // The same line end as a complete line: a trailing CR is part of "\r\n".
+        Some(LogLine::parse(strip_cr(&std::mem::take(&mut self.partial))))
     }
 
     /// Bytes held for an unfinished line.

@@ -81,6 +81,9 @@ pub struct LogFollower<H: Host> {
 const MAX_FAILED_CONNECTS: u32 = 30;
 /// …of which at most this many may be 403 Forbidden (about 10 s with the backoff).
 const MAX_FORBIDDEN_CONNECTS: u32 = 8;
+/// How long a followed stream's clean end waits for the watch to report the
+/// container's exit before reconnecting anyway.
+const EOF_SETTLE: Duration = Duration::from_secs(2);
 
 impl<H: Host> LogFollower<H> {
     pub fn new(api: Api<Pod>, pod: String, reporter: Arc<Reporter<H>>) -> Self {
@@ -147,6 +150,12 @@ impl<H: Host> LogFollower<H> {
             }
             if !clean_eof {
                 tracing::debug!(pod = %self.pod, "log stream dropped; resuming from the last line");
+            } else if !before.terminated {
+                // A followed stream ends cleanly when the container exits, and
+                // the pod watch says so a moment later. Reconnecting at once
+                // would only find the same end again (a request each time);
+                // wait for the watch, then drain once more with follow=false.
+                let _ = tokio::time::timeout(EOF_SETTLE, view.wait_for(|v| v.terminated || v.pod_gone || v.stop)).await;
             }
         }
     }

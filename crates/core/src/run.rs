@@ -29,6 +29,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use tokio::sync::watch;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::cancel::{self, CancelProbe, Poll};
 use crate::cluster::{self, describe_error, is_not_found};
@@ -59,6 +60,9 @@ pub enum RunError {
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 /// How long watches may fail in a row before the Job's state counts as unknowable.
 const STATE_RECHECK: Duration = Duration::from_secs(60);
+/// How long a watch may be refused (403) before that is taken as final: an
+/// apiserver that just restarted answers 403 until its RBAC caches are warm.
+const FORBIDDEN_GRACE: Duration = Duration::from_secs(8);
 /// After the Job vanished, how long the log may still drain.
 const JOB_GONE_DRAIN: Duration = Duration::from_secs(10);
 
@@ -446,8 +450,13 @@ async fn follow<H: Host + 'static>(
     let mut job_gone_at: Option<Instant> = None;
     let mut job_events_seen = 0u32;
     let mut watch_failing_since: Option<Instant> = None;
+    // Since when each watch has been refused by RBAC, and the apiserver's words.
+    let mut pods_denied: Option<(Instant, String)> = None;
+    let mut job_denied: Option<(Instant, String)> = None;
     let mut timed_out = false;
-    let mut follower_task: Option<tokio::task::JoinHandle<(Result<FollowEnd, HostError>, TranscriptParser, crate::logs::FollowStats)>> = None;
+    // Aborted when dropped: an early return (a callback that failed, say) must
+    // not leave the follower calling the host after execute has settled.
+    let mut follower_task: Option<AbortOnDropHandle<FollowerOutput>> = None;
     let mut log_unreadable = false;
 
     let schedule_deadline = tokio::time::sleep(Duration::from_secs(pod::SCHEDULE_TIMEOUT_SECS));
@@ -470,8 +479,21 @@ async fn follow<H: Host + 'static>(
         tokio::select! {
             ev = pod_events.next() => {
                 match ev {
-                    Some(Ok(ev)) => { watch_failing_since = None; book.apply(ev); }
-                    Some(Err(e)) => { watch_failing_since.get_or_insert_with(Instant::now); tracing::debug!(error = %e, "pod watch error"); }
+                    Some(Ok(ev)) => {
+                        // `Init` only says a (re)list begins: the watcher yields it
+                        // again before every retry of a failing list, so it is no
+                        // sign of health.
+                        if !matches!(ev, watcher::Event::Init) {
+                            watch_failing_since = None;
+                            pods_denied = None;
+                        }
+                        book.apply(ev);
+                    }
+                    Some(Err(e)) => {
+                        watch_failing_since.get_or_insert_with(Instant::now);
+                        note_denied(&mut pods_denied, &e);
+                        tracing::debug!(error = %e, "pod watch error");
+                    }
                     None => {}
                 }
                 let current = book.current().cloned();
@@ -519,6 +541,7 @@ async fn follow<H: Host + 'static>(
                 match ev {
                     Some(Ok(Some(j))) => {
                         watch_failing_since = None;
+                        job_denied = None;
                         job_events_seen += 1;
                         if job_deadline_exceeded(&j) && !timed_out {
                             timed_out = true;
@@ -527,6 +550,7 @@ async fn follow<H: Host + 'static>(
                     }
                     Some(Ok(None)) => {
                         watch_failing_since = None;
+                        job_denied = None;
                         if job_gone_at.is_none() {
                             job_gone_at = Some(Instant::now());
                             job_gone_drain.as_mut().reset(tokio::time::Instant::now() + JOB_GONE_DRAIN);
@@ -536,7 +560,11 @@ async fn follow<H: Host + 'static>(
                             }
                         }
                     }
-                    Some(Err(e)) => { watch_failing_since.get_or_insert_with(Instant::now); tracing::debug!(error = %e, "job watch error"); }
+                    Some(Err(e)) => {
+                        watch_failing_since.get_or_insert_with(Instant::now);
+                        note_denied(&mut job_denied, &e);
+                        tracing::debug!(error = %e, "job watch error");
+                    }
                     None => {}
                 }
             }
@@ -596,6 +624,22 @@ async fn follow<H: Host + 'static>(
                         reporter.info(format!("keepalive — job {} running ({silent}s since last output)", run.job_name)).await?;
                     }
                 }
+            }
+        }
+        // A watch the Role forbids will not start working by waiting: say so
+        // now, in the words of the step that needed it, and clean up.
+        if let Some((since, msg)) = &pods_denied {
+            if since.elapsed() >= FORBIDDEN_GRACE && !spawned {
+                let (code, prefix) = if run.reattached { ("k8s_pod_reattach_failed", "Pod reattach failed") } else { ("k8s_pod_schedule_failed", "Pod scheduling failed") };
+                break Some(RunResult::error(code, &format!("{prefix}: cannot watch the Job's pods (the Role must allow list and watch on pods): {msg}")));
+            }
+        }
+        if let Some((since, msg)) = &job_denied {
+            if since.elapsed() >= FORBIDDEN_GRACE {
+                break Some(RunResult::error(
+                    "k8s_job_state_mismatch",
+                    &format!("Job {} cannot be followed (the Role must allow list and watch on jobs): {msg}", run.job_name),
+                ));
             }
         }
         if let Some(since) = watch_failing_since {
@@ -661,18 +705,39 @@ fn transcript_is_unknown_session(
     t.result_json.as_ref().is_some_and(|r| exit.is_some_and(|c| c != 0) && crate::failure::is_unknown_session_error(r))
 }
 
+/// What the log follower task hands back: how it ended, the parser it fed, its counters.
+type FollowerOutput = (Result<FollowEnd, HostError>, TranscriptParser, crate::logs::FollowStats);
+
 fn spawn_follower<H: Host + 'static>(
     pods: Api<Pod>,
     pod: String,
     reporter: Arc<Reporter<H>>,
     view: watch::Receiver<ContainerView>,
     mut parser: TranscriptParser,
-) -> tokio::task::JoinHandle<(Result<FollowEnd, HostError>, TranscriptParser, crate::logs::FollowStats)> {
-    tokio::spawn(async move {
+) -> AbortOnDropHandle<FollowerOutput> {
+    AbortOnDropHandle::new(tokio::spawn(async move {
         let mut follower = LogFollower::new(pods, pod, reporter);
         let end = follower.run(&mut parser, view).await;
         (end, parser, follower.stats)
-    })
+    }))
+}
+
+/// Records when a watch was first refused by RBAC (403), with the message.
+fn note_denied(denied: &mut Option<(Instant, String)>, e: &watcher::Error) {
+    let status: Option<&kube::core::Status> = match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => Some(s),
+        watcher::Error::WatchError(s) => Some(s),
+        _ => None,
+    };
+    match status.filter(|s| s.code == 403) {
+        Some(s) => {
+            denied.get_or_insert_with(|| (Instant::now(), s.message.clone()));
+        }
+        // Any other failure (the apiserver down, say) is not a refusal.
+        None => *denied = None,
+    }
 }
 
 fn job_deadline_exceeded(job: &Job) -> bool {

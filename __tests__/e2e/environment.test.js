@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testEnvironment } from "../../server.js";
-import { NS, cluster, dropIdentity, identityWithout, inPaperclipPod, makeCtx, run } from "./harness.js";
+import { NS, cluster, dropIdentity, identityWithout, inPaperclipPod, jobsOf, kubectl, makeCtx, run } from "./harness.js";
 
 inPaperclipPod(beforeAll);
 
@@ -34,15 +34,37 @@ describe("testEnvironment", () => {
     expect(Date.parse(r.testedAt)).not.toBeNaN();
   });
 
+  // Every verb of the documented Role, one at a time.
   it.each([
-    ["tester-2", { resource: "jobs", verb: "patch" }, "k8s_rbac_job_patch"],
-    ["tester-3", { resource: "pods/log", verb: "get" }, "k8s_rbac_pod_log"],
-  ])("%s without %o: reported as an error with a hint", async (user, drop, code) => {
-    const r = await testEnvironment(envCtx(identityWithout(user, drop.resource, drop.verb)));
-    const failing = r.checks.filter((c) => c.level === "error");
-    expect(failing.map((c) => c.code)).toEqual([code]);
-    expect(failing[0].message).toMatch(/^RBAC: not allowed to /);
-    expect(failing[0].hint).toContain(`"${drop.verb}"`);
+    ["jobs", "create", "k8s_rbac_job_create"],
+    ["jobs", "delete", "k8s_rbac_job_delete"],
+    ["jobs", "get", "k8s_rbac_job_get"],
+    ["jobs", "list", "k8s_rbac_job_list"],
+    ["jobs", "watch", "k8s_rbac_job_watch"],
+    ["jobs", "patch", "k8s_rbac_job_patch"],
+    ["pods", "get", "k8s_rbac_pod_get"],
+    ["pods", "list", "k8s_rbac_pod_list"],
+    ["pods", "watch", "k8s_rbac_pod_watch"],
+    ["pods/log", "get", "k8s_rbac_pod_log"],
+    ["secrets", "create", "k8s_rbac_secret_create"],
+    ["secrets", "delete", "k8s_rbac_secret_delete"],
+    ["secrets", "get", "k8s_rbac_secret_get"],
+    ["secrets", "patch", "k8s_rbac_secret_patch"],
+    ["persistentvolumeclaims", "get", "k8s_rbac_pvc_get"],
+  ])("the Role without %s %s: testEnvironment reports %s, with a hint", async (resource, verb, code) => {
+    const kubeconfig = identityWithout("tester-2", resource, verb);
+    // RBAC changes reach the apiserver's authorizer through its cache: poll.
+    let r;
+    await expect
+      .poll(async () => {
+        r = await testEnvironment(envCtx(kubeconfig));
+        return r.checks.filter((c) => c.code.startsWith("k8s_rbac_") && c.level !== "info").map((c) => c.code);
+      }, { timeout: 15_000, interval: 300 })
+      .toEqual([code]);
+    const failing = r.checks.find((c) => c.code === code);
+    expect(failing.level).toBe("error");
+    expect(failing.message).toMatch(/^RBAC: not allowed to /);
+    expect(failing.hint).toContain(`"${verb}"`);
     expect(r.status).toBe("fail");
   });
 
@@ -64,5 +86,70 @@ describe("testEnvironment", () => {
     expect(r.checks).toHaveLength(1);
     expect(r.checks[0].code).toBe("k8s_api_unreachable");
     expect(r.checks[0].message).toMatch(/^Cannot reach Kubernetes API: /);
+  });
+});
+
+// What execute does when the Role lacks a verb it uses. Verbs that only
+// testEnvironment reads (get jobs/secrets/PVCs) are left out; pods/log is above.
+describe("execute with one verb missing from the Role", () => {
+  afterAll(() => dropIdentity("tester-2"));
+  const denied = /forbidden/i;
+
+  async function runWithout(resource, verb, ctx) {
+    ctx.config.kubeconfig = identityWithout("tester-2", resource, verb);
+    // Wait until the authorizer has the reduced Role (see above).
+    await expect
+      .poll(async () => (await testEnvironment(envCtx(ctx.config.kubeconfig))).checks.filter((c) => c.level === "error").map((c) => c.code).length, {
+        timeout: 15_000,
+        interval: 300,
+      })
+      .toBeGreaterThan(0);
+    return run(ctx);
+  }
+
+  it("create jobs → k8s_job_create_failed naming the refusal", async () => {
+    const r = await runWithout("jobs", "create", makeCtx());
+    expect(r.result.errorCode).toBe("k8s_job_create_failed");
+    expect(r.result.errorMessage).toMatch(/^Failed to create Kubernetes Job: /);
+    expect(r.result.errorMessage).toMatch(denied);
+  });
+
+  it("watch jobs → k8s_job_state_mismatch saying the Job cannot be followed; the Job is deleted", async () => {
+    const ctx = makeCtx({ scenario: "slow/seconds=30/lines=3" });
+    const r = await runWithout("jobs", "watch", ctx);
+    expect(r.result.errorCode).toBe("k8s_job_state_mismatch");
+    expect(r.result.errorMessage).toMatch(/^Job ac-\S+ cannot be followed \(the Role must allow list and watch on jobs\): /);
+    expect(r.result.errorMessage).toMatch(denied);
+    expect(jobsOf(ctx.agent.id)).toEqual([]);
+  });
+
+  it.each([["list"], ["watch"]])("%s pods → k8s_pod_schedule_failed saying the pods cannot be watched", async (verb) => {
+    const ctx = makeCtx({ scenario: "slow/seconds=30/lines=3" });
+    const r = await runWithout("pods", verb, ctx);
+    expect(r.result.errorCode).toBe("k8s_pod_schedule_failed");
+    expect(r.result.errorMessage).toMatch(/^Pod scheduling failed: cannot watch the Job's pods \(the Role must allow list and watch on pods\): /);
+    expect(r.result.errorMessage).toMatch(denied);
+    expect(jobsOf(ctx.agent.id)).toEqual([]);
+  });
+
+  it("create secrets, with a prompt over 256 KiB → k8s_prompt_secret_create_failed; no Job", async () => {
+    const ctx = makeCtx({ config: { promptTemplate: `Say hi. ${"x".repeat(300 * 1024)}` } });
+    const r = await runWithout("secrets", "create", ctx);
+    expect(r.result.errorCode).toBe("k8s_prompt_secret_create_failed");
+    expect(r.result.errorMessage).toMatch(/^Failed to create prompt Secret: /);
+    expect(r.result.errorMessage).toMatch(denied);
+    expect(jobsOf(ctx.agent.id)).toEqual([]);
+  });
+
+  it("delete jobs → the run succeeds and warns that its Job could not be deleted", async () => {
+    const ctx = makeCtx();
+    try {
+      const r = await runWithout("jobs", "delete", ctx);
+      expect(r.result.exitCode).toBe(0);
+      expect(r.stderr).toMatch(/\[paperclip\] Warning: failed to delete Job ac-\S+: .*forbidden/i);
+      expect(jobsOf(ctx.agent.id)).toHaveLength(1);
+    } finally {
+      kubectl(["-n", NS, "delete", "jobs", "-l", `paperclip.io/agent-id=${ctx.agent.id}`, "--ignore-not-found"]);
+    }
   });
 });

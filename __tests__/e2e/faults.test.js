@@ -54,6 +54,48 @@ describe("pressure and evictions", () => {
   }, 120_000);
 });
 
+describe("the host process killed mid-run", () => {
+  // A real host process (node importing the package) runs execute and is
+  // SIGKILLed while its Job streams. The next heartbeat, in another process,
+  // finds the orphan: same task → reattach and the whole transcript; another
+  // task → blocked, and the orphan is left alone.
+  function hostProcess(ctx) {
+    const script = `import { execute } from ${JSON.stringify(path.join(root, "server.js"))};
+      const ctx = JSON.parse(process.env.CTX);
+      await execute({ ...ctx, onLog: async () => {}, onMeta: async () => {} });`;
+    return spawn(process.execPath, ["--input-type=module", "-e", script], { env: { ...process.env, CTX: JSON.stringify(ctx) }, stdio: "ignore" });
+  }
+
+  it("same task: the next execute reattaches and returns every line; another task is blocked, nothing deleted", async () => {
+    const first = makeCtx({ scenario: "slow/seconds=8/lines=8" });
+    const host = hostProcess(first);
+    const exited = new Promise((r) => host.on("exit", (code, signal) => r(signal)));
+    await expect.poll(() => jobsOf(first.agent.id).length, { timeout: 30_000, interval: 200 }).toBe(1);
+    const [job] = jobsOf(first.agent.id);
+    host.kill("SIGKILL");
+    expect(await exited).toBe("SIGKILL");
+
+    const other = await run({ ...first, runId: `${first.runId}-other`, context: { ...first.context, taskId: "another-task" } });
+    expect(other.result).toMatchObject({
+      errorCode: "k8s_concurrent_run_blocked",
+      errorMessage: `Concurrent run blocked: orphaned Job ${job.metadata.name} is running a different task`,
+    });
+    expect(jobsOf(first.agent.id).map((j) => j.metadata.name)).toEqual([job.metadata.name]);
+
+    const again = await run({ ...first, runId: `${first.runId}-again` });
+    expect(again.meta[0].commandNotes).toEqual(expect.arrayContaining([`Reattached from prior run: ${first.runId}`]));
+    expect(again.result).toMatchObject({ exitCode: 0 });
+    expect(again.result.errorCode ?? null).toBeNull();
+    // The whole transcript, once: the CLI's init line, all eight blocks, one result.
+    const json = again.lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+    expect(json[0]).toMatchObject({ type: "system", subtype: "init" });
+    const texts = json.filter((e) => e.type === "assistant").flatMap((e) => e.message.content.filter((c) => c.type === "text").map((c) => c.text));
+    expect(texts).toEqual(Array.from({ length: 8 }, (_, i) => `slow ${i + 1}`));
+    expect(json.filter((e) => e.type === "result")).toHaveLength(1);
+    expect(jobsOf(first.agent.id)).toEqual([]);
+  });
+});
+
 describe("kube-apiserver restarts mid-run", () => {
   it("twice, at different stages: the run completes and every line arrives once", async () => {
     const n = 600;

@@ -112,6 +112,21 @@ impl NodeState {
         }
     }
 
+    /// Appends one line to `<run-dir>/records.jsonl`: what happened to a
+    /// container and when, to the microsecond. The apiserver keeps status
+    /// times to the second only; the benchmarks measure against these.
+    fn record(&self, run: &PodRun, container: &str, event: &str) {
+        use std::io::Write;
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        let mut line = json!({"t": t, "namespace": run.ns, "pod": run.name, "container": container, "event": event}).to_string();
+        line.push('\n');
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(self.run_dir.join("records.jsonl"));
+        // One write(2) per line with O_APPEND: concurrent pods never interleave.
+        if let Err(e) = file.and_then(|mut f| f.write_all(line.as_bytes())) {
+            tracing::debug!(error = %e, "record not written");
+        }
+    }
+
     pub fn describe(&self) -> Value {
         let pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
         Value::Array(
@@ -342,6 +357,9 @@ async fn run_pod(state: &Arc<NodeState>, run: &Arc<PodRun>, pod: Pod) -> Result<
         // The processes are started before this status lands (startedAt is set just before).
         tokio::time::sleep(Duration::from_millis(20)).await;
         patch_status(&api, run, &st).await;
+        for c in &spec.containers {
+            state.record(run, &c.name, "running-posted");
+        }
         for (i, t) in tasks.into_iter().enumerate() {
             st.main[i].2 = t.await.unwrap_or(CState::Terminated {
                 code: 128,
@@ -358,6 +376,11 @@ async fn run_pod(state: &Arc<NodeState>, run: &Arc<PodRun>, pod: Pod) -> Result<
     }
     if !run.evicted.load(Ordering::SeqCst) {
         patch_status(&api, run, &st).await;
+        if !failed {
+            for c in &spec.containers {
+                state.record(run, &c.name, "terminated-posted");
+            }
+        }
     }
     // Deleted while running: finish the deletion now that the containers have stopped.
     if run.terminating.load(Ordering::SeqCst) {
@@ -683,6 +706,7 @@ async fn run_container(
     let out = child.stdout.take().map(|o| tokio::spawn(log.clone().pump(o)));
     let err = child.stderr.take().map(|e| tokio::spawn(log.clone().pump(e)));
     let status = child.wait().await;
+    state.record(run, &c.name, "exited");
     run.pgids.lock().unwrap_or_else(|p| p.into_inner()).remove(&c.name);
     // Whatever the process left behind in its group goes too.
     // SAFETY: kill(2) on the group we created.

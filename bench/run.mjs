@@ -20,6 +20,7 @@ import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { startMockAnthropic } from "../__tests__/support/mock-anthropic.mjs";
+import { clusterDir, readClusterEnv } from "../scripts/cluster-env.mjs";
 
 const root = path.resolve(import.meta.dirname, "..");
 const argv = process.argv.slice(2);
@@ -35,23 +36,13 @@ function log(msg) {
   process.stderr.write(`[bench] ${msg}\n`);
 }
 
-function readEnvFile(file) {
-  const env = {};
-  for (const line of readFileSync(file, "utf8").split("\n")) {
-    const m = /^(?:export\s+)?([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line.trim());
-    if (m) env[m[1]] = m[2].replace(/^["']|["']$/g, "");
-  }
-  return env;
-}
-
-const clusterDir = process.env.CLAUDE_K8S_CLUSTER_DIR ?? path.join(root, ".cluster");
 let startedCluster = false;
-if (!existsSync(path.join(clusterDir, "env"))) {
+if (!readClusterEnv()) {
   log("no local cluster: starting one (scripts/test-cluster up)");
   execFileSync("bash", [path.join(root, "scripts/test-cluster"), "up"], { stdio: ["ignore", "inherit", "inherit"] });
   startedCluster = true;
 }
-const cluster = readEnvFile(path.join(clusterDir, "env"));
+const cluster = readClusterEnv();
 if (!readdirNode().length) {
   log("no release build of the addon: npm run build");
   execFileSync("npm", ["run", "build"], { cwd: root, stdio: ["ignore", "inherit", "inherit"] });

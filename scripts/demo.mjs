@@ -11,9 +11,10 @@
 // The transcript is printed with the package's CLI formatter as it streams;
 // the result is printed at the end.
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { readClusterEnv } from "./cluster-env.mjs";
 
 const root = path.resolve(import.meta.dirname, "..");
 const { values: args } = parseArgs({
@@ -44,15 +45,6 @@ function run(cmd, argv, opts = {}) {
   return r.stdout;
 }
 
-function readEnvFile(file) {
-  const env = {};
-  for (const line of readFileSync(file, "utf8").split("\n")) {
-    const m = /^(?:export\s+)?([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line.trim());
-    if (m) env[m[1]] = m[2].replace(/^["']|["']$/g, "");
-  }
-  return env;
-}
-
 const local = !process.env.KUBECONFIG;
 const config = { model: args.model, env: {}, timeoutSec: 600 };
 for (const kv of args.env) {
@@ -74,8 +66,7 @@ if (local) {
   console.error("demo: preparing the Claude Code CLI and the local cluster…");
   const bin = run("bash", ["scripts/install-claude-code"]).trim().split("\n").pop();
   run("bash", ["scripts/test-cluster", "up"], { stdio: "inherit", env: { ...process.env, CLAUDE_K8S_IMAGE_BIN: bin } });
-  const clusterDir = process.env.CLAUDE_K8S_CLUSTER_DIR ?? path.join(root, ".cluster");
-  const cluster = readEnvFile(path.join(clusterDir, "env"));
+  const cluster = readClusterEnv();
   const { startMockAnthropic } = await import("../__tests__/support/mock-anthropic.mjs");
   mock = await startMockAnthropic({ port: 0 });
   config.kubeconfig = cluster.KUBECONFIG;

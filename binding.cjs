@@ -835,6 +835,8 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.cancelExecution = nativeBinding.cancelExecution
+module.exports.createCancelToken = nativeBinding.createCancelToken
 module.exports.executeNative = nativeBinding.executeNative
 module.exports.listSkillsNative = nativeBinding.listSkillsNative
 module.exports.syncSkillsNative = nativeBinding.syncSkillsNative

@@ -9,8 +9,17 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/**
+ * Cancels the run holding `id` (the Job is deleted, the result is `cancelled`).
+ * Unknown or finished ids are ignored.
+ */
+export declare function cancelExecution(id: number): void
+
+/** A new cancellation id for one `executeNative` call. */
+export declare function createCancelToken(): number
+
 /** Low-level entry used by `lib/execute.js`; call the package's `execute(ctx)` instead. */
-export declare function executeNative(ctxJson: string, onLog: (stream: 'stdout' | 'stderr', chunk: string) => Promise<void>, onMeta?: ((meta: Record<string, unknown>) => Promise<void>) | undefined | null, onSpawn?: ((info: { pid: number; processGroupId: null; startedAt: string }) => Promise<void>) | undefined | null): Promise<any>
+export declare function executeNative(ctxJson: string, onLog: (stream: 'stdout' | 'stderr', chunk: string) => Promise<void>, onMeta?: ((meta: Record<string, unknown>) => Promise<void>) | undefined | null, onSpawn?: ((info: { pid: number; processGroupId: null; startedAt: string }) => Promise<void>) | undefined | null, cancelId?: number | undefined | null): Promise<any>
 
 /** Low-level entry used by `lib/environment.js`; call `listSkills(ctx)` instead. */
 export declare function listSkillsNative(ctxJson: string): Promise<any>

@@ -62,6 +62,10 @@ export interface AdapterExecutionContext {
   onMeta?: (meta: AdapterInvocationMeta) => Promise<void>;
   onSpawn?: (meta: AdapterSpawnMeta) => Promise<void>;
   authToken?: string;
+  /** Newer hosts: aborted when the run is cancelled from the host; the Job is deleted and the result is `cancelled`. */
+  signal?: AbortSignal;
+  /** Newer hosts: called (and awaited) before the run starts, to say that `signal` is listened to. */
+  onCancellationReady?: () => Promise<void>;
   // Newer hosts pass more fields (executionTarget, executionTransport, …); they are ignored.
 }
 

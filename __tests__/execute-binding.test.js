@@ -115,3 +115,40 @@ describe("execute: callbacks that fail", () => {
     expect(r.errorCode).toBe("k8s_agent_id_invalid");
   });
 });
+
+describe("execute: cancellation through ctx.signal (newer hosts)", () => {
+  it("an already aborted signal → cancelled before anything is created; onCancellationReady is awaited first", async () => {
+    const order = [];
+    const controller = new AbortController();
+    controller.abort(new Error("stop"));
+    const ctx = {
+      ...baseCtx(),
+      config: { kubeconfig: "/nonexistent/kubeconfig" }, // a cluster call would fail differently
+      signal: controller.signal,
+      onCancellationReady: async () => order.push("ready"),
+      onLog: async (s) => order.push(`log:${s}`),
+    };
+    const r = await execute(ctx);
+    expect(r).toMatchObject({ exitCode: null, timedOut: false, errorCode: "cancelled", errorMessage: "Run cancelled" });
+    // Newer hosts close a cancelled run only once the adapter acknowledges it.
+    expect(r.resultJson.executionCancellation).toMatchObject({ state: "acknowledged", proof: "nothing_started" });
+    expect(order[0]).toBe("ready");
+  });
+
+  it("onCancellationReady that throws makes execute reject, naming it", async () => {
+    const ctx = {
+      ...baseCtx(),
+      signal: new AbortController().signal,
+      onCancellationReady: () => {
+        throw new Error("registry down");
+      },
+    };
+    await expect(execute(ctx)).rejects.toThrow(/onCancellationReady.*registry down|registry down/);
+  });
+
+  it("something that is not an AbortSignal is ignored, as are other unknown fields", async () => {
+    const ctx = { ...baseCtx(), agent: { ...baseCtx().agent, id: "!!!" }, signal: { aborted: "yes" } };
+    const r = await execute(ctx);
+    expect(r.errorCode).toBe("k8s_agent_id_invalid");
+  });
+});

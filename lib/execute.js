@@ -83,10 +83,31 @@ export async function execute(ctx) {
   const data = {};
   for (const key of DATA_FIELDS) data[key] = ctx[key];
   const json = toJson(data);
-  return native.executeNative(
-    json,
-    wrapCallback("onLog", ctx.onLog),
-    wrapCallback("onMeta", ctx.onMeta),
-    wrapCallback("onSpawn", ctx.onSpawn),
-  );
+  const onLog = wrapCallback("onLog", ctx.onLog);
+  const onMeta = wrapCallback("onMeta", ctx.onMeta);
+  const onSpawn = wrapCallback("onSpawn", ctx.onSpawn);
+  const onCancellationReady = wrapCallback("onCancellationReady", ctx.onCancellationReady);
+
+  // Newer hosts cancel a run by aborting ctx.signal (and only once the adapter
+  // has called ctx.onCancellationReady). The Rust core then deletes the Job
+  // and returns `cancelled`, as for a cancel seen through the host's API.
+  const signal = isAbortSignal(ctx.signal) ? ctx.signal : null;
+  let cancelId = null;
+  let onAbort = null;
+  if (signal) {
+    cancelId = native.createCancelToken();
+    onAbort = () => native.cancelExecution(cancelId);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  }
+  try {
+    if (signal && onCancellationReady) await onCancellationReady();
+    return await native.executeNative(json, onLog, onMeta, onSpawn, cancelId);
+  } finally {
+    if (onAbort) signal.removeEventListener("abort", onAbort);
+  }
+}
+
+function isAbortSignal(v) {
+  return v !== null && typeof v === "object" && typeof v.addEventListener === "function" && typeof v.aborted === "boolean";
 }

@@ -12,9 +12,12 @@
 //! Invariant: no Rust panic unwinds into Node — every entry point runs the
 //! core under `catch_unwind` and turns a panic into a rejection.
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{LazyLock, Mutex};
 
-use claude_k8s_core::host::{Host, HostError, LogStream, SpawnInfo};
+use claude_k8s_core::host::{CancellationToken, Host, HostError, LogStream, SpawnInfo};
 use futures::FutureExt;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunction;
@@ -29,6 +32,35 @@ struct JsHost {
     on_log: Callback<LogArgs>,
     on_meta: Option<Callback<Value>>,
     on_spawn: Option<Callback<Value>>,
+    cancel: CancellationToken,
+}
+
+/// Cancellation tokens by id: JS cannot hold a Rust value across the async
+/// call, so it asks for an id first (`createCancelToken`), passes it to
+/// `executeNative`, and cancels by id when the host's AbortSignal fires.
+/// An entry lives until its `executeNative` settles.
+static CANCELS: LazyLock<Mutex<HashMap<u32, CancellationToken>>> = LazyLock::new(Default::default);
+static NEXT_CANCEL: AtomicU32 = AtomicU32::new(1);
+
+fn cancels() -> std::sync::MutexGuard<'static, HashMap<u32, CancellationToken>> {
+    CANCELS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A new cancellation id for one `executeNative` call.
+#[napi(js_name = "createCancelToken")]
+pub fn create_cancel_token() -> u32 {
+    let id = NEXT_CANCEL.fetch_add(1, Ordering::Relaxed);
+    cancels().insert(id, CancellationToken::new());
+    id
+}
+
+/// Cancels the run holding `id` (the Job is deleted, the result is `cancelled`).
+/// Unknown or finished ids are ignored.
+#[napi(js_name = "cancelExecution")]
+pub fn cancel_execution(id: u32) {
+    if let Some(token) = cancels().get(&id) {
+        token.cancel();
+    }
 }
 
 async fn call<A: 'static + JsValuesTupleIntoVec>(
@@ -51,6 +83,10 @@ impl Host for JsHost {
             Some(f) => call("onMeta", f, meta).await,
             None => Ok(()),
         }
+    }
+
+    fn cancellation(&self) -> CancellationToken {
+        self.cancel.clone()
     }
 
     async fn on_spawn(&self, info: SpawnInfo) -> std::result::Result<(), HostError> {
@@ -94,10 +130,12 @@ pub async fn execute_native(
     >,
     #[napi(ts_arg_type = "((info: { pid: number; processGroupId: null; startedAt: string }) => Promise<void>) | undefined | null")]
     on_spawn: Option<Callback<Value>>,
+    cancel_id: Option<u32>,
 ) -> Result<Value> {
-    guarded("execute", async move {
+    let cancel = cancel_id.and_then(|id| cancels().get(&id).cloned()).unwrap_or_default();
+    let outcome = guarded("execute", async move {
         let ctx = parse_ctx(&ctx_json)?;
-        let host = std::sync::Arc::new(JsHost { on_log, on_meta, on_spawn });
+        let host = std::sync::Arc::new(JsHost { on_log, on_meta, on_spawn, cancel });
         let outcome = claude_k8s_core::run::execute(&ctx, host).await;
         match outcome {
             Ok(result) => serde_json::to_value(result)
@@ -105,7 +143,11 @@ pub async fn execute_native(
             Err(e) => Err(Error::new(Status::GenericFailure, e.to_string())),
         }
     })
-    .await
+    .await;
+    if let Some(id) = cancel_id {
+        cancels().remove(&id);
+    }
+    outcome
 }
 
 /// Low-level entry used by `lib/environment.js`; call `testEnvironment(ctx)` instead.

@@ -185,6 +185,26 @@ describe("stopped from outside", () => {
     await expect.poll(() => leftovers(ctx.runId).pods.length, { timeout: 60_000 }).toBe(0);
   });
 
+  it("cancelled through ctx.signal (newer hosts) → the Job is deleted, `cancelled` returned", async () => {
+    const ctx = makeCtx({ scenario: "silence/seconds=60" });
+    const controller = new AbortController();
+    let ready = 0;
+    const r = await run(
+      { ...ctx, signal: controller.signal, onCancellationReady: async () => void (ready += 1) },
+      {
+        onLog: async (_s, chunk) => {
+          if (chunk.includes('"subtype":"init"')) controller.abort();
+        },
+      },
+    );
+    expect(ready).toBe(1);
+    expect(r.result).toMatchObject({ errorCode: "cancelled", errorMessage: "Run cancelled", exitCode: null, timedOut: false });
+    expect(r.stdout).toContain("Run cancelled by the host — deleting Job");
+    expect(r.result.resultJson.executionCancellation).toMatchObject({ state: "acknowledged", proof: "k8s_job_deleted" });
+    expect(jobsOf(ctx.agent.id)).toEqual([]);
+    await expect.poll(() => leftovers(ctx.runId).pods.length, { timeout: 60_000 }).toBe(0);
+  });
+
   it("the Job deleted by someone else → k8s_job_deleted_externally with the forensic message", async () => {
     const ctx = makeCtx({ scenario: "silence/seconds=60" });
     const r = await run(ctx, {

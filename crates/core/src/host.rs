@@ -8,6 +8,7 @@
 use std::future::Future;
 
 use serde::Serialize;
+pub use tokio_util::sync::CancellationToken;
 
 /// Which stream a log chunk belongs to (the host's `"stdout" | "stderr"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -54,4 +55,11 @@ pub trait Host: Send + Sync {
     fn on_log(&self, stream: LogStream, chunk: String) -> impl Future<Output = Result<(), HostError>> + Send;
     fn on_meta(&self, meta: serde_json::Value) -> impl Future<Output = Result<(), HostError>> + Send;
     fn on_spawn(&self, info: SpawnInfo) -> impl Future<Output = Result<(), HostError>> + Send;
+
+    /// Cancelled when the host cancels the run: newer hosts pass `ctx.signal`
+    /// (an AbortSignal) and abort it from their cancel API. A host without
+    /// one never cancels this way; the API poll of [`crate::cancel`] remains.
+    fn cancellation(&self) -> CancellationToken {
+        CancellationToken::new()
+    }
 }

@@ -66,6 +66,20 @@ impl RunResult {
     pub fn cancelled() -> Self {
         Self::error("cancelled", "Run cancelled")
     }
+
+    /// `cancelled`, telling the host that the work really stopped: newer
+    /// hosts refuse to close a cancelled run until its adapter acknowledges
+    /// (`resultJson.executionCancellation.state = "acknowledged"`). `proof`
+    /// says how we know (the Job deleted, or nothing was started).
+    pub fn cancelled_acknowledged(proof: &str) -> Self {
+        let at = k8s_openapi::jiff::Timestamp::now().to_string();
+        RunResult {
+            result_json: Some(serde_json::json!({
+                "executionCancellation": {"state": "acknowledged", "acknowledgedAt": at, "proof": proof}
+            })),
+            ..Self::cancelled()
+        }
+    }
 }
 
 /// The `claude` container's terminated state.

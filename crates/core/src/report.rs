@@ -27,6 +27,11 @@ impl<H: Host> Reporter<H> {
         Reporter { host, turn: Mutex::new(()), last_log: std::sync::Mutex::new(Instant::now()) }
     }
 
+    /// The host's cancellation (see [`Host::cancellation`]).
+    pub fn cancellation(&self) -> crate::host::CancellationToken {
+        self.host.cancellation()
+    }
+
     /// Time since the last `onLog` call returned (for the keepalive line).
     pub fn since_last_log(&self) -> Duration {
         self.last_log.lock().unwrap_or_else(|p| p.into_inner()).elapsed()

@@ -108,8 +108,16 @@ pub async fn execute_with<H: Host + 'static>(
         ));
     };
 
+    // Cancelled before anything was created: nothing to clean up.
+    let cancel = reporter.cancellation();
+    if cancel.is_cancelled() {
+        return Ok(RunResult::cancelled_acknowledged("nothing_started"));
+    }
     let lock = agent_lock(&rc.agent.id);
-    let guard_held = lock.lock().await;
+    let guard_held = tokio::select! {
+        held = lock.lock() => held,
+        _ = cancel.cancelled() => return Ok(RunResult::cancelled_acknowledged("nothing_started")),
+    };
     let started = match start(rc, env, &cfg, &agent_label, &reporter).await? {
         Started::Done(result) => return Ok(result),
         Started::Running(run) => run,
@@ -450,6 +458,8 @@ async fn follow<H: Host + 'static>(
     let mut job_gone_at: Option<Instant> = None;
     let mut job_events_seen = 0u32;
     let mut watch_failing_since: Option<Instant> = None;
+    let host_cancel = reporter.cancellation();
+    let mut cancelled_by: Option<&str> = None;
     // Since when each watch has been refused by RBAC, and the apiserver's words.
     let mut pods_denied: Option<(Instant, String)> = None;
     let mut job_denied: Option<(Instant, String)> = None;
@@ -606,17 +616,12 @@ async fn follow<H: Host + 'static>(
             }
             _ = cancel_tick.tick(), if probe.is_some() => {
                 match probe.as_ref().expect("guarded").poll().await {
-                    Poll::Cancelled => {
-                        reporter.info(format!("Run cancelled externally — deleting Job {}", run.job_name)).await?;
-                        view_tx.send_modify(|v| v.stop = true);
-                        if let Some(t) = follower_task.take() { let _ = t.await; }
-                        delete_job(run, reporter).await;
-                        return Ok(Followed { result: RunResult::cancelled(), retain: false, job_already_deleted: true });
-                    }
+                    Poll::Cancelled => cancelled_by = Some("externally"),
                     Poll::Transient(msg) => reporter.warn(msg).await?,
                     Poll::KeepGoing => {}
                 }
             }
+            _ = host_cancel.cancelled(), if cancelled_by.is_none() => cancelled_by = Some("by the host"),
             _ = keepalive.tick() => {
                 if spawned {
                     let silent = reporter.since_last_log().as_secs();
@@ -625,6 +630,16 @@ async fn follow<H: Host + 'static>(
                     }
                 }
             }
+        }
+        if let Some(by) = cancelled_by {
+            reporter.info(format!("Run cancelled {by} — deleting Job {}", run.job_name)).await?;
+            view_tx.send_modify(|v| v.stop = true);
+            if let Some(t) = follower_task.take() {
+                let _ = t.await;
+            }
+            // Acknowledge only what is true: the Job (and so its pod) is gone.
+            let result = if delete_job(run, reporter).await { RunResult::cancelled_acknowledged("k8s_job_deleted") } else { RunResult::cancelled() };
+            return Ok(Followed { result, retain: false, job_already_deleted: true });
         }
         // A watch the Role forbids will not start working by waiting: say so
         // now, in the words of the step that needed it, and clean up.
@@ -760,12 +775,16 @@ fn now_rfc3339() -> String {
     k8s_openapi::jiff::Timestamp::now().to_string()
 }
 
-async fn delete_job<H: Host>(run: &Running, reporter: &Reporter<H>) {
+/// Deletes the Job (its pods follow). True when it is gone, whoever removed it.
+async fn delete_job<H: Host>(run: &Running, reporter: &Reporter<H>) -> bool {
     let jobs: Api<Job> = Api::namespaced(run.client.clone(), &run.namespace);
     let dp = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..DeleteParams::default() };
-    if let Err(e) = jobs.delete(&run.job_name, &dp).await {
-        if !is_not_found(&e) {
+    match jobs.delete(&run.job_name, &dp).await {
+        Ok(_) => true,
+        Err(e) if is_not_found(&e) => true,
+        Err(e) => {
             let _ = reporter.warn(format!("Warning: failed to delete Job {}: {}", run.job_name, describe_error(&e))).await;
+            false
         }
     }
 }

@@ -317,24 +317,44 @@ async function idleRuns(n, { lines = 20, interval = 1 } = {}) {
 
 async function memory() {
   const counts = quick ? [1, 50] : [1, 50, 200];
+  const reps = quick ? 1 : 3;
   for (const n of counts) {
-    const r = await idleRuns(n);
-    check(r.failed.length === 0, `${n} idle runs: ${r.failed.length} failed (${r.failed[0]?.result.errorCode ?? ""} ${r.failed[0]?.result.errorMessage ?? ""})`);
-    check(r.lost.length === 0, `${n} idle runs: ${r.lost.length} runs missed lines`);
-    const delta = mib(r.peak - r.before);
-    report(`memory.idle${n}`, `RSS growth, ${n} concurrent slow runs`, "MiB", { n: 1, min: delta, median: delta, max: delta }, `${(delta / n).toFixed(2)} MiB per run; base ${mib(r.before).toFixed(0)} MiB`);
-    if (n === counts[counts.length - 1]) {
-      report(`concurrency.wall${n}`, `${n} concurrent executes (different agents), wall`, "s", { n: 1, min: r.wall, median: r.wall, max: r.wall }, `${r.failed.length} failed, ${r.lost.length} lost lines`);
-      report(`concurrency.cpu${n}`, `  host CPU for those ${n} runs`, "s", { n: 1, min: r.cpuSec, median: r.cpuSec, max: r.cpuSec }, "user+system of this process");
+    const growth = [];
+    const walls = [];
+    const cpus = [];
+    let base = 0;
+    let failed = 0;
+    let lost = 0;
+    for (let i = 0; i < reps; i += 1) {
+      const r = await idleRuns(n);
+      check(r.failed.length === 0, `${n} idle runs: ${r.failed.length} failed (${r.failed[0]?.result.errorCode ?? ""} ${r.failed[0]?.result.errorMessage ?? ""})`);
+      check(r.lost.length === 0, `${n} idle runs: ${r.lost.length} runs missed lines`);
+      growth.push(mib(r.peak - r.before));
+      walls.push(r.wall);
+      cpus.push(r.cpuSec);
+      base = mib(r.before);
+      failed += r.failed.length;
+      lost += r.lost.length;
+    }
+    const per = stats(growth).median / n;
+    report(`memory.idle${n}`, `RSS growth, ${n} concurrent slow runs`, "MiB", growth, `${per.toFixed(2)} MiB per run (median); RSS before ${base.toFixed(0)} MiB`);
+    if (n === counts[counts.length - 1] && wants("concurrency")) {
+      report(`concurrency.wall${n}`, `${n} concurrent executes (different agents), wall`, "s", walls, `each 20 lines over 19 s; ${failed} failed, ${lost} missed a line, of ${n * reps}`);
+      report(`concurrency.cpu${n}`, `  host CPU for those ${n} runs`, "s", cpus, "user+system of this process");
     }
   }
   const big = transcriptFile(quick ? 256 : 1024);
-  settle();
-  const before = rss();
-  const [r, peak] = await withPeakRss(() => timedRun(ctx({ env: standIn({ BENCH_MODE: "file", BENCH_FILE: big.file }) })));
-  check(r.outLines === big.lines + 1, `big transcript: ${r.outLines} lines reached onLog, expected ${big.lines + 1}`);
-  const delta = mib(peak - before);
-  report("memory.bigTranscript", `RSS growth, one run of a ${mib(big.bytes).toFixed(0)} MiB transcript`, "MiB", { n: 1, min: delta, median: delta, max: delta }, `${(mib(r.outBytes) / ((r.t.lastOut - r.t.firstOut) / 1000)).toFixed(0)} MiB/s`);
+  const growth = [];
+  const rates = [];
+  for (let i = 0; i < (quick ? 1 : 2); i += 1) {
+    settle();
+    const before = rss();
+    const [r, peak] = await withPeakRss(() => timedRun(ctx({ env: standIn({ BENCH_MODE: "file", BENCH_FILE: big.file }) })));
+    check(r.outLines === big.lines + 1, `big transcript: ${r.outLines} lines reached onLog, expected ${big.lines + 1}`);
+    growth.push(mib(peak - before));
+    rates.push(mib(r.outBytes) / ((r.t.lastOut - r.t.firstOut) / 1000));
+  }
+  report("memory.bigTranscript", `RSS growth, one run of a ${mib(big.bytes).toFixed(0)} MiB transcript`, "MiB", growth, `at ${stats(rates).median.toFixed(0)} MiB/s`);
   rmSync(big.file);
 }
 

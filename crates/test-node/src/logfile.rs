@@ -26,27 +26,34 @@ impl ContainerLog {
         Ok(Arc::new(ContainerLog { path, notify: Notify::new(), finished: AtomicBool::new(false), file: Mutex::new(Some(file)) }))
     }
 
-    async fn append(&self, tag: u8, line: &[u8]) {
-        let ts = Timestamp::now();
-        let mut rec = Vec::with_capacity(line.len() + 40);
-        rec.extend_from_slice(format!("{ts:.9} ").as_bytes());
-        rec.push(tag);
-        rec.push(b' ');
-        rec.extend_from_slice(line);
-        rec.push(b'\n');
+    /// One CRI-style record (`<RFC 3339 ns> <F|P> <line>\n`) appended to `out`.
+    fn record(out: &mut Vec<u8>, tag: u8, line: &[u8]) {
+        out.extend_from_slice(format!("{:.9} ", Timestamp::now()).as_bytes());
+        out.push(tag);
+        out.push(b' ');
+        out.extend_from_slice(line);
+        out.push(b'\n');
+    }
+
+    async fn write(&self, records: &mut Vec<u8>) {
         let mut f = self.file.lock().await;
         if let Some(file) = f.as_mut() {
-            let _ = file.write_all(&rec).await;
+            let _ = file.write_all(records).await;
             let _ = file.flush().await;
         }
         drop(f);
+        records.clear();
         self.notify.notify_waiters();
     }
 
-    /// Copies a pipe into the log, line by line, until EOF.
+    /// Copies a pipe into the log, line by line, until EOF. Lines that are
+    /// already buffered are written together (one write per burst, each
+    /// line with its own timestamp): a write per line capped a chatty
+    /// container at a few MiB/s, far below what a kubelet's runtime does.
     pub async fn pump(self: Arc<Self>, pipe: impl tokio::io::AsyncRead + Unpin) {
         let mut r = BufReader::with_capacity(1 << 16, pipe);
         let mut buf = Vec::new();
+        let mut records = Vec::with_capacity(1 << 17);
         loop {
             buf.clear();
             match r.read_until(b'\n', &mut buf).await {
@@ -54,12 +61,20 @@ impl ContainerLog {
                 Ok(_) => {
                     if buf.last() == Some(&b'\n') {
                         buf.pop();
-                        self.append(b'F', &buf).await;
+                        Self::record(&mut records, b'F', &buf);
                     } else {
-                        self.append(b'P', &buf).await;
+                        Self::record(&mut records, b'P', &buf);
                     }
                 }
             }
+            // Write when the next line is not complete yet (reading it would
+            // wait on the process) or the batch is large.
+            if !r.buffer().contains(&b'\n') || records.len() >= 1 << 16 {
+                self.write(&mut records).await;
+            }
+        }
+        if !records.is_empty() {
+            self.write(&mut records).await;
         }
     }
 

@@ -17,6 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use futures::AsyncBufReadExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
@@ -172,9 +173,23 @@ impl<H: Host> LogFollower<H> {
         let mut assembler = LineAssembler::new();
         let mut batch = String::new();
         let clean = loop {
-            let read = tokio::select! {
-                r = stream.fill_buf() => r,
-                _ = view.wait_for(|v| v.stop) => return Ok(None),
+            // Hand the host one chunk per burst, not one per network read:
+            // while bytes are already buffered take them (`now_or_never`),
+            // and flush the batch when the stream would block (or it is
+            // full). A read per line would cost a JS callback per line.
+            let read = if batch.is_empty() {
+                tokio::select! {
+                    r = stream.fill_buf() => r,
+                    _ = view.wait_for(|v| v.stop) => return Ok(None),
+                }
+            } else {
+                match stream.fill_buf().now_or_never() {
+                    Some(r) => r,
+                    None => {
+                        self.reporter.log(LogStream::Stdout, std::mem::take(&mut batch)).await?;
+                        continue;
+                    }
+                }
             };
             let chunk = match read {
                 Ok([]) => break true,
@@ -192,9 +207,6 @@ impl<H: Host> LogFollower<H> {
                 if batch.len() >= BATCH_BYTES {
                     self.reporter.log(LogStream::Stdout, std::mem::take(&mut batch)).await?;
                 }
-            }
-            if !batch.is_empty() {
-                self.reporter.log(LogStream::Stdout, std::mem::take(&mut batch)).await?;
             }
         };
         // A clean EOF ends the last line even without a newline; after a drop

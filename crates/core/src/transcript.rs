@@ -9,7 +9,10 @@
 //! Invariant: `feed` never panics, whatever the bytes (invalid UTF-8, NUL,
 //! huge lines, JSON of any shape); unknown line types are skipped.
 
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// The summary keeps at most this many bytes of assistant text (the head).
@@ -58,6 +61,8 @@ pub struct TranscriptParser {
     texts: String,
     summary_full: bool,
     seen_blocks: std::collections::VecDeque<u64>,
+    /// Every line through the general path (tests compare the two paths).
+    slow_only: bool,
 }
 
 fn hash(parts: &[&[u8]]) -> u64 {
@@ -83,7 +88,15 @@ impl TranscriptParser {
             texts: String::new(),
             summary_full: false,
             seen_blocks: Default::default(),
+            slow_only: false,
         }
+    }
+
+    /// A parser without the fast path: the reference the fast path must
+    /// agree with (property-tested in tests/hostile.rs).
+    #[doc(hidden)]
+    pub fn reference(configured_model: &str) -> Self {
+        TranscriptParser { slow_only: true, ..Self::new(configured_model) }
     }
 
     /// One line of stdout, without its newline.
@@ -98,6 +111,9 @@ impl TranscriptParser {
         if !self.configured_model.is_empty() && !self.t.mentions_configured_model {
             let needle = format!("\"model\":\"{}\"", self.configured_model);
             self.t.mentions_configured_model = line.contains(&needle);
+        }
+        if line.starts_with('{') && !self.slow_only && self.fast(line) {
+            return;
         }
         let parsed: Option<Map<String, Value>> = if line.starts_with('{') {
             serde_json::from_str::<Value>(line).ok().and_then(|v| match v {
@@ -142,6 +158,36 @@ impl TranscriptParser {
         }
     }
 
+    /// The common lines — assistant blocks, tool results — read without
+    /// building a `Value` (most of a transcript's parsing time went there).
+    /// Returns false when the line is not one of them, or has a shape the
+    /// typed read refuses (wrong types, duplicate keys): the general path
+    /// then reads it exactly as before, so results never differ.
+    fn fast(&mut self, line: &str) -> bool {
+        let Ok(l) = serde_json::from_str::<FastLine>(line) else { return false };
+        match l.typ.as_deref() {
+            Some("assistant") => {
+                if let Some(s) = l.session_id.as_deref().filter(|s| !s.is_empty()) {
+                    self.t.session_id = Some(s.to_owned());
+                }
+                let Some(msg) = l.message else { return true };
+                let id = msg.id.as_deref().unwrap_or_default();
+                let texts = msg.content.iter().flatten().enumerate().filter(|(_, b)| b.typ.as_deref() == Some("text"));
+                for (i, b) in texts {
+                    if let Some(text) = b.text.as_deref() {
+                        self.assistant_text(id, i, text);
+                    }
+                }
+                let output_tokens = l.output_tokens.or_else(|| msg.usage.and_then(|u| u.output_tokens));
+                self.assistant_tokens(output_tokens, matches!(msg.stop_reason, Some(None)));
+                true
+            }
+            // Types the result ignores (user/tool lines, stream events).
+            Some(t) if !t.is_empty() && !matches!(t, "system" | "result") => true,
+            _ => false,
+        }
+    }
+
     fn assistant(&mut self, obj: &Map<String, Value>) {
         let Some(msg) = obj.get("message").and_then(Value::as_object) else { return };
         let id = msg.get("id").and_then(Value::as_str).unwrap_or_default();
@@ -150,21 +196,9 @@ impl TranscriptParser {
                 if b.get("type").and_then(Value::as_str) != Some("text") {
                     continue;
                 }
-                let Some(text) = b.get("text").and_then(Value::as_str).map(str::trim).filter(|t| !t.is_empty()) else {
-                    continue;
-                };
-                // CLI 2.x prints one line per block, all with the same message id and
-                // index 0: key by id + text so no block is lost, and a replayed
-                // block is not counted twice.
-                let key = hash(&[id.as_bytes(), i.to_string().as_bytes(), text.as_bytes()]);
-                if self.seen_blocks.contains(&key) {
-                    continue;
+                if let Some(text) = b.get("text").and_then(Value::as_str) {
+                    self.assistant_text(id, i, text);
                 }
-                if self.seen_blocks.len() == SEEN_BLOCKS_CAP {
-                    self.seen_blocks.pop_front();
-                }
-                self.seen_blocks.push_back(key);
-                self.push_text(text);
             }
         }
         let usage = msg.get("usage");
@@ -172,7 +206,30 @@ impl TranscriptParser {
             .get("output_tokens")
             .and_then(Value::as_f64)
             .or_else(|| usage.and_then(|u| u.get("output_tokens")).and_then(Value::as_f64));
-        let stop_null = msg.get("stop_reason").is_some_and(Value::is_null);
+        self.assistant_tokens(output_tokens, msg.get("stop_reason").is_some_and(Value::is_null));
+    }
+
+    /// One text block of an assistant message (block `i` of message `id`).
+    fn assistant_text(&mut self, id: &str, i: usize, text: &str) {
+        let text = text.trim();
+        if text.is_empty() {
+            return;
+        }
+        // CLI 2.x prints one line per block, all with the same message id and
+        // index 0: key by id + text so no block is lost, and a replayed
+        // block is not counted twice.
+        let key = hash(&[id.as_bytes(), i.to_string().as_bytes(), text.as_bytes()]);
+        if self.seen_blocks.contains(&key) {
+            return;
+        }
+        if self.seen_blocks.len() == SEEN_BLOCKS_CAP {
+            self.seen_blocks.pop_front();
+        }
+        self.seen_blocks.push_back(key);
+        self.push_text(text);
+    }
+
+    fn assistant_tokens(&mut self, output_tokens: Option<f64>, stop_null: bool) {
         if stop_null && output_tokens == Some(0.0) {
             self.empty_response = true;
         }
@@ -229,6 +286,47 @@ impl TranscriptParser {
         }
         t
     }
+}
+
+/// The fields of a stream-json line the fast path reads; the rest is skipped.
+#[derive(Deserialize)]
+struct FastLine<'a> {
+    #[serde(rename = "type", borrow)]
+    typ: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    session_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    message: Option<FastMessage<'a>>,
+    output_tokens: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct FastMessage<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    content: Option<Vec<FastBlock<'a>>>,
+    usage: Option<FastUsage>,
+    /// Absent → `None`; `null` → `Some(None)` (what "no stop reason" is).
+    #[serde(default, deserialize_with = "present")]
+    stop_reason: Option<Option<IgnoredAny>>,
+}
+
+#[derive(Deserialize)]
+struct FastBlock<'a> {
+    #[serde(rename = "type", borrow)]
+    typ: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct FastUsage {
+    output_tokens: Option<f64>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<IgnoredAny>>, D::Error> {
+    Option::<IgnoredAny>::deserialize(d).map(Some)
 }
 
 /// Parses a whole stdout at once (tests, one-shot reads).

@@ -168,4 +168,35 @@ proptest! {
             seen.insert(l.clone());
         }
     }
+
+    /// The fast path (typed, borrowed reads of assistant and ignored lines)
+    /// gives exactly the general path's transcript, whatever the line shapes:
+    /// real-looking assistant lines with any values in every field.
+    #[test]
+    fn fast_path_agrees_with_the_general_path(lines in prop::collection::vec(assistant_like(), 0..12)) {
+        let mut fast = TranscriptParser::new("claude-sonnet-4-6");
+        let mut slow = TranscriptParser::reference("claude-sonnet-4-6");
+        for l in &lines {
+            fast.feed(l.as_bytes());
+            slow.feed(l.as_bytes());
+        }
+        prop_assert_eq!(fast.finish(), slow.finish());
+    }
+}
+
+/// Lines shaped like stream-json (assistant, user, system, result, other),
+/// with any value where a field is expected.
+fn assistant_like() -> impl Strategy<Value = String> {
+    let field = prop_oneof![any_json(), Just(Value::Null), Just(json!("text")), Just(json!("  hello  ")), Just(json!(0)), Just(json!(12))];
+    let typ = prop_oneof![Just(json!("assistant")), Just(json!("user")), Just(json!("system")), Just(json!("result")), Just(json!("")), Just(json!(7)), any_json()];
+    let block = (prop_oneof![Just(json!("text")), Just(json!("tool_use")), field.clone()], field.clone()).prop_map(|(t, x)| json!({"type": t, "text": x}));
+    let blocks = prop_oneof![prop::collection::vec(block, 0..4).prop_map(Value::Array), field.clone()];
+    (typ, field.clone(), field.clone(), blocks, field.clone(), field.clone(), field, any::<bool>()).prop_map(|(typ, sid, id, content, out, stop, usage, dup)| {
+        let mut line = json!({"type": typ, "session_id": sid, "message": {"id": id, "content": content, "usage": {"output_tokens": out}, "stop_reason": stop}, "output_tokens": usage}).to_string();
+        if dup {
+            // A duplicate key: the typed read refuses it, the general path keeps the last.
+            line = line.replacen('{', "{\"type\":\"assistant\",", 1);
+        }
+        line
+    })
 }

@@ -205,6 +205,25 @@ describe("stopped from outside", () => {
     await expect.poll(() => leftovers(ctx.runId).pods.length, { timeout: 60_000 }).toBe(0);
   });
 
+  it("cancelled while the pod is starting (the Job just created) → cancelled, the Job and its pod gone", async () => {
+    const ctx = makeCtx({ scenario: "plain" });
+    const controller = new AbortController();
+    const r = await run(
+      { ...ctx, signal: controller.signal },
+      {
+        onLog: async (_s, chunk) => {
+          if (chunk.includes("Created K8s Job: ")) controller.abort();
+        },
+      },
+    );
+    expect(r.result).toMatchObject({ errorCode: "cancelled", errorMessage: "Run cancelled", exitCode: null });
+    expect(r.result.resultJson.executionCancellation).toMatchObject({ state: "acknowledged", proof: "k8s_job_deleted" });
+    expect(r.spawns).toEqual([]); // it never got as far as a running container
+    expect(r.lines.some((l) => l.includes('"type":"result"'))).toBe(false);
+    expect(jobsOf(ctx.agent.id)).toEqual([]);
+    await expect.poll(() => leftovers(ctx.runId).pods.length, { timeout: 60_000 }).toBe(0);
+  });
+
   it("the Job deleted by someone else → k8s_job_deleted_externally with the forensic message", async () => {
     const ctx = makeCtx({ scenario: "silence/seconds=60" });
     const r = await run(ctx, {

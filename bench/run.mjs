@@ -37,7 +37,9 @@ function log(msg) {
 }
 
 let startedCluster = false;
-if (!readClusterEnv()) {
+// Ask the cluster, not its env file: `down` leaves the file behind.
+const clusterUp = spawnSync("bash", [path.join(root, "scripts/test-cluster"), "status"], { stdio: "ignore" }).status === 0;
+if (!clusterUp) {
   log("no local cluster: starting one (scripts/test-cluster up)");
   execFileSync("bash", [path.join(root, "scripts/test-cluster"), "up"], { stdio: ["ignore", "inherit", "inherit"] });
   startedCluster = true;

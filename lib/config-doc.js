@@ -41,6 +41,9 @@ streamed into the run log as it happens.
 - \`timeoutSec\` (default 0 = none) — the Job's \`activeDeadlineSeconds\`; the run fails with \`timeout\` after
   \`timeoutSec + graceSec\`.
 - \`graceSec\` (default 60).
+- \`nodeLostTimeoutSec\` (default 60) — once the node lifecycle controller marks the pod not ready because its node
+  stopped reporting, how long to wait for the node to come back before the run fails with \`k8s_node_lost\`
+  (0 = wait for the Job's own end).
 
 ## Inherited from Paperclip's own pod
 When Paperclip runs in a pod (found through \`HOSTNAME\`), Jobs inherit its image, literal env and \`valueFrom\`

@@ -5,7 +5,7 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { NS, fault, inPaperclipPod, jobsOf, kubectl, makeCtx, run } from "./harness.js";
+import { NS, fault, getJson, inPaperclipPod, jobsOf, kubectl, leftovers, makeCtx, run } from "./harness.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
 
@@ -51,6 +51,48 @@ describe("pressure and evictions", () => {
     expect(evicted).toBe(true);
     expect(r.result.errorCode).toBe("claude_truncated");
     expect(r.result.errorMessage).toMatch(/no result event arrived; pod is gone — Job pod was removed \(eviction, preemption, or external delete\) before exit could be read$/);
+    // Kubernetes 1.20's Job controller sometimes starts a replacement pod for
+    // the evicted one even with backoffLimit 0: it is not followed, and goes with the Job.
+    await expect.poll(() => jobsOf(ctx.agent.id).length, { timeout: 60_000 }).toBe(0);
+    await expect.poll(() => leftovers(ctx.runId).pods.length, { timeout: 60_000 }).toBe(0);
+  }, 120_000);
+});
+
+describe("the node goes silent", () => {
+  // The simulated node stops posting node and pod status and serving logs,
+  // like a machine cut off from the control plane; the real node lifecycle
+  // controller (16 s grace here) marks the node Unknown and the pod not ready.
+  it("mid-answer → k8s_node_lost naming the node and the pod; once it is back, nothing is left", async () => {
+    const ctx = makeCtx({ scenario: "stall/output=5/text=Before%20the%20silence", config: { nodeLostTimeoutSec: 5 } });
+    let silenced = false;
+    try {
+      const r = await run(ctx, {
+        onLog: async (_s, chunk) => {
+          if (!silenced && chunk.includes("Before the silence")) {
+            silenced = true;
+            await fault("/faults/stop-heartbeat", {});
+          }
+        },
+      });
+      expect(silenced).toBe(true);
+      const node = getJson(["get", "nodes"]).items[0].metadata.name;
+      expect(r.result.errorCode).toBe("k8s_node_lost");
+      expect(r.result.errorMessage).toMatch(
+        new RegExp(`^Node ${node} stopped reporting: pod ac-\\S+ has been marked not ready by the node controller since \\S+Z while claude was still running, and the node did not come back within 5s \\(nodeLostTimeoutSec\\); the run is abandoned and Job ac-\\S+ deleted$`),
+      );
+      expect(r.stdout + r.stderr).toContain(`node ${node} stopped reporting (pod not ready since `);
+      // What came before the silence was delivered.
+      expect(r.lines.some((l) => l.includes("Before the silence"))).toBe(true);
+      expect(getJson(["get", "node", node]).status.conditions.find((c) => c.type === "Ready").status).toBe("Unknown");
+    } finally {
+      await fault("/faults/clear", {});
+    }
+    // The node speaks again: the deletion the adapter asked for completes.
+    await expect.poll(() => jobsOf(ctx.agent.id).length, { timeout: 60_000 }).toBe(0);
+    await expect.poll(() => leftovers(ctx.runId).pods.length, { timeout: 60_000 }).toBe(0);
+    await expect
+      .poll(() => getJson(["get", "nodes"]).items[0].status.conditions.find((c) => c.type === "Ready").status, { timeout: 30_000 })
+      .toBe("True");
   }, 120_000);
 });
 

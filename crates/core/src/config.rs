@@ -37,6 +37,9 @@ pub struct Resources {
 pub struct AdapterConfig {
     pub timeout_sec: i64,
     pub grace_sec: i64,
+    /// How long a pod whose node went silent is waited for before the run is
+    /// given up (`k8s_node_lost`); 0 waits for the Job's own end.
+    pub node_lost_timeout_sec: i64,
     pub retain_jobs: bool,
     pub kubeconfig: Option<String>,
     pub namespace: Option<String>,
@@ -199,6 +202,7 @@ impl AdapterConfig {
         Ok(AdapterConfig {
             timeout_sec: as_number(m, "timeoutSec", 0),
             grace_sec: as_number(m, "graceSec", 60),
+            node_lost_timeout_sec: as_number(m, "nodeLostTimeoutSec", 60),
             retain_jobs: as_bool(m, "retainJobs", false),
             kubeconfig: as_string(m, "kubeconfig"),
             namespace: as_string(m, "namespace"),
@@ -312,6 +316,7 @@ mod tests {
         assert_eq!((c.timeout_sec, c.grace_sec, c.ttl_seconds_after_finished), (0, 60, 300));
         assert!(!c.retain_jobs && c.reattach_orphaned_jobs && c.dangerously_skip_permissions && !c.enable_rtk);
         assert_eq!(c.max_turns_per_run, 0);
+        assert_eq!(c.node_lost_timeout_sec, 60);
         assert_eq!(c.rtk_max_output_bytes, 50_000);
         assert_eq!(c.image_pull_policy, "IfNotPresent");
         assert_eq!(c.secret_ref, "paperclip-secrets");

@@ -169,6 +169,44 @@ pub fn claude_started_at(pod: &Pod) -> Option<String> {
     Some(t.0.to_string())
 }
 
+/// A running pod whose node has stopped reporting, as the apiserver shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSilence {
+    pub node: String,
+    /// When the pod's `Ready` condition turned false (RFC 3339), if stated.
+    pub since: Option<String>,
+}
+
+/// Whether the pod's node has gone silent.
+///
+/// The sign is the node lifecycle controller's: once a node misses its
+/// heartbeats for the grace period (40 s by default) it sets every pod's
+/// `Ready` condition to false — and touches nothing else. A kubelet never
+/// reports that combination itself: it derives `Ready` from its containers,
+/// so `Ready=False` next to a `claude` container still `running` and `ready`
+/// means nobody on the node has spoken since. (Our Job pods have no
+/// readiness gates or probes, the other ways to get there.) When the node
+/// comes back, its kubelet writes `Ready=True` again and this returns `None`.
+pub fn node_silence(pod: &Pod) -> Option<NodeSilence> {
+    if phase(pod) != "Running" {
+        return None;
+    }
+    let status = pod.status.as_ref()?;
+    let ready = status.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready")?;
+    if ready.status == "True" {
+        return None;
+    }
+    let claude = claude_status(pod)?;
+    let running = claude.state.as_ref().is_some_and(|s| s.running.is_some());
+    if !(running && claude.ready) {
+        return None;
+    }
+    Some(NodeSilence {
+        node: pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_else(|| "?".into()),
+        since: ready.last_transition_time.as_ref().map(|t| t.0.to_string()),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,5 +281,31 @@ mod tests {
         let p = pod(json!({"phase": "Failed"}));
         assert_eq!(assess(&p), PodProgress::Failed("Pod p1 reached phase=Failed".into()));
         assert_eq!(assess(&pod(json!({"phase": "Succeeded"}))), PodProgress::Started);
+    }
+
+    fn on_node(status: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": "p1"}, "spec": {"nodeName": "n1", "containers": []}, "status": status})).unwrap()
+    }
+
+    fn claude_running(ready: bool) -> serde_json::Value {
+        json!([{"name": "claude", "ready": ready, "restartCount": 0, "image": "c", "imageID": "", "state": {"running": {}}}])
+    }
+
+    #[test]
+    fn node_silence_is_ready_false_next_to_a_ready_running_container() {
+        let ready = |s: &str| json!([{"type": "Ready", "status": s, "lastTransitionTime": "2026-12-02T10:00:00Z"}]);
+        // What the node lifecycle controller leaves: only the pod condition flipped.
+        let silent = on_node(json!({"phase": "Running", "conditions": ready("False"), "containerStatuses": claude_running(true)}));
+        assert_eq!(node_silence(&silent), Some(NodeSilence { node: "n1".into(), since: Some("2026-12-02T10:00:00Z".into()) }));
+        // A healthy pod, and the kubelet's own not-ready (container not ready yet).
+        assert_eq!(node_silence(&on_node(json!({"phase": "Running", "conditions": ready("True"), "containerStatuses": claude_running(true)}))), None);
+        assert_eq!(node_silence(&on_node(json!({"phase": "Running", "conditions": ready("False"), "containerStatuses": claude_running(false)}))), None);
+        // Finished or not yet running: the kubelet has spoken.
+        let done = json!([{"name": "claude", "ready": false, "restartCount": 0, "image": "c", "imageID": "",
+            "state": {"terminated": {"exitCode": 0}}}]);
+        assert_eq!(node_silence(&on_node(json!({"phase": "Succeeded", "conditions": ready("False"), "containerStatuses": done}))), None);
+        assert_eq!(node_silence(&on_node(json!({"phase": "Pending", "conditions": ready("False")}))), None);
+        // No Ready condition at all is not a sign of anything.
+        assert_eq!(node_silence(&on_node(json!({"phase": "Running", "containerStatuses": claude_running(true)}))), None);
     }
 }

@@ -383,11 +383,22 @@ struct PodBook {
     ever_seen: bool,
     /// The first list has completed (so "no pod" is a fact, not a gap).
     listed_once: bool,
-    /// The last state seen of a pod that is gone. Another reader of the same
-    /// Job (a reattached run, or the run we reattached from) may delete the
-    /// Job the moment its container ends, before our watch delivered the
+    /// The last state seen of each pod that is gone. Another reader of the
+    /// same Job (a reattached run, or the run we reattached from) may delete
+    /// the Job the moment its container ends, before our watch delivered the
     /// terminated status as an update: the delete event still carries it.
-    departed: Option<Pod>,
+    /// Bounded by the pods of one Job.
+    departed: HashMap<String, Pod>,
+    /// The pod whose `claude` is being followed. From then on it *is* the
+    /// run's pod: a pod the Job controller starts after it went away (1.20's
+    /// controller may replace an evicted pod even with `backoffLimit: 0`) is
+    /// another, unattended run of the turn — never followed, and deleted
+    /// with the Job.
+    followed: Option<String>,
+}
+
+fn newest<'a>(pods: impl Iterator<Item = &'a Pod>) -> Option<&'a Pod> {
+    pods.max_by(|a, b| a.metadata.creation_timestamp.cmp(&b.metadata.creation_timestamp))
 }
 
 impl PodBook {
@@ -405,7 +416,9 @@ impl PodBook {
                 let listed = std::mem::take(&mut self.listing);
                 let gone: Vec<String> = self.pods.keys().filter(|n| !listed.contains(n)).cloned().collect();
                 for n in gone {
-                    self.departed = self.pods.remove(&n);
+                    if let Some(p) = self.pods.remove(&n) {
+                        self.departed.insert(n, p);
+                    }
                 }
                 self.listed_once = true;
             }
@@ -414,20 +427,28 @@ impl PodBook {
                 self.pods.insert(p.metadata.name.clone().unwrap_or_default(), p);
             }
             Event::Delete(p) => {
-                self.pods.remove(p.metadata.name.as_deref().unwrap_or_default());
-                self.departed = Some(p);
+                let name = p.metadata.name.clone().unwrap_or_default();
+                self.pods.remove(&name);
+                self.departed.insert(name, p);
             }
         }
     }
 
-    /// The Job's current pod: with `backoffLimit: 0` there is one; take the newest.
+    /// The run's pod while it exists: the followed one, or before that the
+    /// newest (with `backoffLimit: 0` there is one).
     fn current(&self) -> Option<&Pod> {
-        self.pods.values().max_by(|a, b| a.metadata.creation_timestamp.cmp(&b.metadata.creation_timestamp))
+        match &self.followed {
+            Some(name) => self.pods.get(name),
+            None => newest(self.pods.values()),
+        }
     }
 
     /// The current pod, or else the last state of the one that went away.
     fn last_known(&self) -> Option<&Pod> {
-        self.current().or(self.departed.as_ref())
+        match &self.followed {
+            Some(name) => self.pods.get(name).or_else(|| self.departed.get(name)),
+            None => self.current().or_else(|| newest(self.departed.values())),
+        }
     }
 }
 
@@ -468,6 +489,11 @@ async fn follow<H: Host + 'static>(
     // not leave the follower calling the host after execute has settled.
     let mut follower_task: Option<AbortOnDropHandle<FollowerOutput>> = None;
     let mut log_unreadable = false;
+    // Since when the pod's node has been silent (see `pod::node_silence`).
+    let mut node_silent: Option<pod::NodeSilence> = None;
+    let node_lost_limit = (cfg.node_lost_timeout_sec > 0).then(|| Duration::from_secs(cfg.node_lost_timeout_sec as u64));
+    let node_lost_deadline = tokio::time::sleep(Duration::from_secs(u64::MAX / 4));
+    tokio::pin!(node_lost_deadline);
 
     let schedule_deadline = tokio::time::sleep(Duration::from_secs(pod::SCHEDULE_TIMEOUT_SECS));
     tokio::pin!(schedule_deadline);
@@ -520,6 +546,7 @@ async fn follow<H: Host + 'static>(
                     match pod::assess(p) {
                         PodProgress::Started if !spawned => {
                             spawned = true;
+                            book.followed = Some(name.clone());
                             pod_running_at = Some(Instant::now());
                             let started_at = pod::claude_started_at(p).unwrap_or_else(now_rfc3339);
                             reporter.spawn(SpawnInfo { pid: std::process::id(), process_group_id: None, started_at }).await?;
@@ -531,6 +558,25 @@ async fn follow<H: Host + 'static>(
                         }
                         _ => {}
                     }
+                }
+                match (current.as_ref().and_then(pod::node_silence), &node_silent) {
+                    (Some(silence), None) => {
+                        let since = silence.since.as_deref().unwrap_or("now");
+                        let wait = match node_lost_limit {
+                            Some(l) => format!("the run is given up in {}s unless it comes back", l.as_secs()),
+                            None => "waiting for it (nodeLostTimeoutSec is 0)".to_owned(),
+                        };
+                        reporter.warn(format!("Warning: node {} stopped reporting (pod not ready since {since}); {wait}", silence.node)).await?;
+                        if let Some(l) = node_lost_limit {
+                            node_lost_deadline.as_mut().reset(tokio::time::Instant::now() + l);
+                        }
+                        node_silent = Some(silence);
+                    }
+                    (None, Some(silence)) => {
+                        reporter.info(format!("Node {} is reporting again", silence.node)).await?;
+                        node_silent = None;
+                    }
+                    _ => {}
                 }
                 let terminated = current.as_ref().is_some_and(|p| pod::claude_terminated(p).is_some());
                 let gone = book.ever_seen && current.is_none();
@@ -609,6 +655,21 @@ async fn follow<H: Host + 'static>(
                 timed_out = true;
                 view_tx.send_modify(|v| v.stop = true);
                 if follower_task.is_none() { break None; }
+            }
+            _ = &mut node_lost_deadline, if node_silent.is_some() && node_lost_limit.is_some() => {
+                let silence = node_silent.as_ref().expect("guarded");
+                let pod = pod_name.as_deref().unwrap_or("?");
+                break Some(RunResult::error(
+                    "k8s_node_lost",
+                    &format!(
+                        "Node {} stopped reporting: pod {pod} has been marked not ready by the node controller since {} while claude was still running, and the node did not come back within {}s (nodeLostTimeoutSec); the run is abandoned and Job {} {}",
+                        silence.node,
+                        silence.since.as_deref().unwrap_or("an unknown time"),
+                        cfg.node_lost_timeout_sec,
+                        run.job_name,
+                        if cfg.retain_jobs { "kept (retainJobs)" } else { "deleted" },
+                    ),
+                ));
             }
             _ = &mut job_gone_drain, if job_gone_at.is_some() => {
                 view_tx.send_modify(|v| v.stop = true);
@@ -853,5 +914,19 @@ mod tests {
         // A live pod is preferred over a departed one.
         book.apply(Event::Apply(pod("q", None)));
         assert_eq!(exit_of(&book), None);
+    }
+
+    #[test]
+    fn a_replacement_pod_is_not_taken_for_the_followed_one() {
+        let mut book = PodBook::default();
+        book.apply(Event::Apply(pod("p", None)));
+        book.followed = Some("p".into());
+        // p is evicted; the Job controller starts q anyway.
+        book.apply(Event::Delete(pod("p", Some(137))));
+        let mut q = pod("q", None);
+        q.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time("2026-01-01T00:01:00Z".parse().unwrap()));
+        book.apply(Event::Apply(q));
+        assert!(book.current().is_none(), "the followed pod is gone, whatever else runs");
+        assert_eq!(exit_of(&book), Some(137));
     }
 }

@@ -5,7 +5,8 @@
 //! - `POST /faults/oom {"namespace","pod","container"?}`: SIGKILL the container,
 //!   reported as `OOMKilled`, exit 137;
 //! - `POST /faults/evict {"namespace","pod"}`: delete the pod as an eviction would;
-//! - `POST /faults/stop-heartbeat`: the node goes silent (no status updates);
+//! - `POST /faults/stop-heartbeat`: the node goes silent: no node or pod status
+//!   updates, no logs served (its containers keep running, as on a partitioned node);
 //! - `POST /faults/clear`; `GET /pods`: what runs.
 
 use std::collections::HashMap;
@@ -114,7 +115,9 @@ async fn handle(state: Arc<NodeState>, req: Request<hyper::body::Incoming>) -> R
             reply(StatusCode::OK, json!({"ok": true}))
         }
         ("POST", "/faults/clear") => {
-            state.faults.silent.store(false, Ordering::SeqCst);
+            if state.faults.silent.swap(false, Ordering::SeqCst) {
+                state.resync().await;
+            }
             state.faults.cuts.lock().unwrap_or_else(|p| p.into_inner()).clear();
             reply(StatusCode::OK, json!({"ok": true}))
         }

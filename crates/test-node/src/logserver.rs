@@ -70,6 +70,9 @@ async fn handle(state: Arc<NodeState>, req: Request<hyper::body::Incoming>) -> R
     let ["containerLogs", ns, pod, container] = parts.as_slice() else {
         return text(StatusCode::NOT_FOUND, "not found");
     };
+    if state.faults.heartbeat_stopped() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "node is not responding");
+    }
     let Some(log) = state.container_log(ns, pod, container) else {
         return text(StatusCode::NOT_FOUND, &format!("container \"{container}\" in pod \"{pod}\" is not running"));
     };

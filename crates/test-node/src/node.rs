@@ -73,6 +73,7 @@ pub async fn keep_registered(state: Arc<NodeState>, port: u16) {
                 continue;
             }
         }
-        tokio::time::sleep(Duration::from_secs(10)).await;
+        // Well inside the node controller's grace period (scripts/test-cluster: 16 s).
+        tokio::time::sleep(Duration::from_secs(4)).await;
     }
 }

@@ -47,6 +47,9 @@ pub struct PodRun {
     oom: Mutex<HashSet<String>>,
     terminating: AtomicBool,
     evicted: AtomicBool,
+    /// The last status this node posted, to post again when someone else
+    /// (the node lifecycle controller) changed it — a kubelet reconciles too.
+    posted: Mutex<Option<Value>>,
 }
 
 impl PodRun {
@@ -167,6 +170,10 @@ pub async fn run_pods(state: Arc<NodeState>) {
         let known = state.pods.lock().unwrap_or_else(|x| x.into_inner()).get(&uid).cloned();
         match known {
             Some(run) => {
+                if !state.faults.heartbeat_stopped() && ready_of(&pod) != run.posted_ready() {
+                    let (state, run) = (state.clone(), run.clone());
+                    tokio::spawn(async move { repost(&state, &run).await });
+                }
                 if pod.metadata.deletion_timestamp.is_some() && !run.terminating.swap(true, Ordering::SeqCst) {
                     let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(30).max(0) as u64;
                     tracing::info!(pod = %run.name, grace, "pod deleted: SIGTERM");
@@ -194,6 +201,7 @@ pub async fn run_pods(state: Arc<NodeState>) {
                     oom: Mutex::default(),
                     terminating: AtomicBool::new(false),
                     evicted: AtomicBool::new(false),
+                    posted: Mutex::default(),
                 });
                 state.pods.lock().unwrap_or_else(|x| x.into_inner()).insert(uid.clone(), run.clone());
                 let state = state.clone();
@@ -291,8 +299,48 @@ impl Statuses {
     }
 }
 
-async fn patch_status(api: &Api<Pod>, run: &PodRun, st: &Statuses) {
+/// The pod's `Ready` condition status, if it has one.
+fn ready_of(pod: &Pod) -> Option<String> {
+    let conditions = pod.status.as_ref()?.conditions.as_ref()?;
+    conditions.iter().find(|c| c.type_ == "Ready").map(|c| c.status.clone())
+}
+
+impl PodRun {
+    fn posted_ready(&self) -> Option<String> {
+        let posted = self.posted.lock().unwrap_or_else(|p| p.into_inner());
+        let conditions = posted.as_ref()?.pointer("/status/conditions")?.as_array()?;
+        let ready = conditions.iter().find(|c| c["type"] == "Ready")?;
+        ready["status"].as_str().map(str::to_owned)
+    }
+}
+
+/// Posts the last status again (after a silence, or when another writer
+/// changed it).
+async fn repost(state: &NodeState, run: &PodRun) {
+    let Some(body) = run.posted.lock().unwrap_or_else(|p| p.into_inner()).clone() else { return };
+    let api: Api<Pod> = Api::namespaced(state.client.clone(), &run.ns);
+    if let Err(e) = api.patch_status(&run.name, &PatchParams::default(), &Patch::Merge(&body)).await {
+        tracing::debug!(pod = %run.name, error = %e, "status repost failed");
+    }
+}
+
+impl NodeState {
+    /// The node speaks again: every pod's status as this node knows it.
+    pub async fn resync(&self) {
+        let runs: Vec<Arc<PodRun>> = self.pods.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        for run in runs {
+            repost(self, &run).await;
+        }
+    }
+}
+
+async fn patch_status(state: &NodeState, api: &Api<Pod>, run: &PodRun, st: &Statuses) {
     let body = json!({"status": st.to_json(&run.uid)});
+    *run.posted.lock().unwrap_or_else(|p| p.into_inner()) = Some(body.clone());
+    // A silent node posts nothing; what it would have said goes out when it speaks again.
+    while state.faults.heartbeat_stopped() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     for attempt in 0..30 {
         match api.patch_status(&run.name, &PatchParams::default(), &Patch::Merge(&body)).await {
             Ok(_) => return,
@@ -316,7 +364,7 @@ async fn run_pod(state: &Arc<NodeState>, run: &Arc<PodRun>, pod: Pod) -> Result<
         main: spec.containers.iter().map(|c| (c.name.clone(), img(c), CState::Waiting("PodInitializing"))).collect(),
         started: Timestamp::now().to_string(),
     };
-    patch_status(&api, run, &st).await;
+    patch_status(state, &api, run, &st).await;
     let volumes = match prepare_volumes(state, &pod, &pod_dir).await {
         Ok(v) => v,
         Err(e) => {
@@ -324,7 +372,7 @@ async fn run_pod(state: &Arc<NodeState>, run: &Arc<PodRun>, pod: Pod) -> Result<
                 let now = Timestamp::now().to_string();
                 c.2 = CState::Terminated { code: 128, reason: "ContainerCannotRun".into(), started: now.clone(), finished: now, message: Some(e.clone()) };
             }
-            patch_status(&api, run, &st).await;
+            patch_status(state, &api, run, &st).await;
             return Err(e);
         }
     };
@@ -336,13 +384,13 @@ async fn run_pod(state: &Arc<NodeState>, run: &Arc<PodRun>, pod: Pod) -> Result<
         }
         let started = Timestamp::now().to_string();
         st.init[i].2 = CState::Running { started: started.clone() };
-        patch_status(&api, run, &st).await;
+        patch_status(state, &api, run, &st).await;
         let t = run_container(state, run, &pod, c, &volumes, &pod_dir).await;
         st.init[i].2 = t;
         if !matches!(st.init[i].2, CState::Terminated { code: 0, .. }) {
             failed = true;
         }
-        patch_status(&api, run, &st).await;
+        patch_status(state, &api, run, &st).await;
         if failed {
             break;
         }
@@ -356,7 +404,7 @@ async fn run_pod(state: &Arc<NodeState>, run: &Arc<PodRun>, pod: Pod) -> Result<
         }
         // The processes are started before this status lands (startedAt is set just before).
         tokio::time::sleep(Duration::from_millis(20)).await;
-        patch_status(&api, run, &st).await;
+        patch_status(state, &api, run, &st).await;
         for c in &spec.containers {
             state.record(run, &c.name, "running-posted");
         }
@@ -375,7 +423,7 @@ async fn run_pod(state: &Arc<NodeState>, run: &Arc<PodRun>, pod: Pod) -> Result<
         }
     }
     if !run.evicted.load(Ordering::SeqCst) {
-        patch_status(&api, run, &st).await;
+        patch_status(state, &api, run, &st).await;
         if !failed {
             for c in &spec.containers {
                 state.record(run, &c.name, "terminated-posted");

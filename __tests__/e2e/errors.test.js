@@ -42,11 +42,21 @@ function deleteJob(name) {
 
 describe("agent failures", () => {
   it("HTTP 401 from the API: failed with Claude's message, nothing left behind", async () => {
-    const ctx = makeCtx({ scenario: "status/code=401", env: noRetry });
+    const ctx = makeCtx({
+      scenario: "status/code=401",
+      env: { ...noRetry, ANTHROPIC_API_KEY: "sk-config-secret-401x" },
+      authToken: "agent-token-secret-401y",
+    });
     const r = await run(ctx);
     expect(r.result.exitCode).not.toBe(0);
     expect(r.result.timedOut).toBe(false);
     expect(r.result.errorMessage).toMatch(/^Claude run failed: .*(401|auth|invalid)/i);
+    // The key the API refused, the Deployment's and the agent token appear nowhere, failure or not.
+    for (const secret of ["sk-config-secret-401x", "agent-token-secret-401y", "sk-test-not-a-real-key"]) {
+      expect(JSON.stringify(r.result)).not.toContain(secret);
+      expect(JSON.stringify(r.meta)).not.toContain(secret);
+      expect(r.stdout + r.stderr).not.toContain(secret);
+    }
     expect(jobsOf(ctx.agent.id)).toEqual([]);
   });
 

@@ -8,21 +8,67 @@
 // scripts/test's mount namespace) and PAPERCLIP_HOME is on it, so the prompt
 // bundle and Claude's sessions are shared with the Job pods as in production.
 import { execFileSync, spawn } from "node:child_process";
-import { chownSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { randomUUID } from "node:crypto";
+import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NS, SELF_POD, cluster, ensureSelfPod, jobsOf, mockUrl } from "./harness.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
+const pkg = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8"));
+let hostBin;
 let host;
-let api;
 const home = mkdtempSync(path.join(os.tmpdir(), "ck8s-host-"));
 // PAPERCLIP_HOME on the PVC, as in a Deployment.
 const paperclipHome = `/paperclip/host-${process.pid}`;
 
-async function json(method, url, body) {
-  const res = await fetch(`${api}${url}`, {
+/** The real host as uid 1000, on loopback; `podMode` gives it the env a Deployment's pod has. */
+async function startHost({ paperclipHome, home, podMode, port = 20000 + Math.floor(Math.random() * 20000) }) {
+  const env = {
+    PATH: "/usr/bin:/bin",
+    HOME: home,
+    PAPERCLIP_HOME: paperclipHome,
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    // The host runs `npm install` for adapter installs; these machines have no registry to reach.
+    npm_config_offline: "true",
+    npm_config_audit: "false",
+    npm_config_fund: "false",
+    npm_config_update_notifier: "false",
+    ...(podMode ? { HOSTNAME: SELF_POD, PAPERCLIP_NAMESPACE: NS } : {}),
+  };
+  const proc = spawn("setpriv", ["--reuid=1000", "--regid=1000", "--clear-groups", ...hostBin], { env, stdio: "ignore", detached: true });
+  const api = `http://127.0.0.1:${port}/api`;
+  const until = Date.now() + 180_000;
+  for (;;) {
+    try {
+      const res = await fetch(`${api}/health`);
+      if (res.ok) break;
+    } catch {
+      /* not up yet */
+    }
+    if (proc.exitCode !== null) throw new Error(`the Paperclip host exited (${proc.exitCode})`);
+    if (Date.now() > until) throw new Error("the Paperclip host did not start");
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return { api, port, proc, kill: (sig = "SIGTERM") => killGroup(proc, sig) };
+}
+
+/** Signals the host's process group (node and its embedded PostgreSQL); resolves once the host is gone. */
+function killGroup(proc, sig) {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+  const gone = new Promise((resolve) => proc.once("exit", resolve));
+  try {
+    process.kill(-proc.pid, sig);
+  } catch {
+    /* gone */
+  }
+  return gone;
+}
+
+async function json(method, url, body, base = host.api) {
+  const res = await fetch(`${base}${url}`, {
     method,
     headers: { "content-type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
@@ -32,58 +78,44 @@ async function json(method, url, body) {
   return text ? JSON.parse(text) : null;
 }
 
-async function waitForRun(runId, timeoutMs = 120_000) {
+async function waitForRun(runId, timeoutMs = 120_000, base = host.api) {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    const run = await json("GET", `/heartbeat-runs/${runId}`);
+    const run = await json("GET", `/heartbeat-runs/${runId}`, undefined, base);
     if (["succeeded", "failed", "cancelled", "timed_out"].includes(run.status)) return run;
     if (Date.now() > until) throw new Error(`run ${runId} still ${run.status}`);
     await new Promise((r) => setTimeout(r, 500));
   }
 }
 
+/** The stdout the adapter sent through onLog, from the host's run log (NDJSON of {ts, stream, chunk}). */
+function stdoutOf(logContent) {
+  return logContent
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l))
+    .filter((e) => e.stream === "stdout")
+    .map((e) => e.chunk)
+    .join("");
+}
+
+/** A directory uid 1000 owns. */
+function ownedDir(dir) {
+  mkdirSync(dir, { recursive: true });
+  chownSync(dir, 1000, 1000);
+  return dir;
+}
+
 beforeAll(async () => {
-  const [node, entry] = execFileSync("bash", [path.join(root, "scripts/install-paperclip-host")], { encoding: "utf8" }).trim().split("\n").slice(-2);
-  chownSync(home, 1000, 1000);
-  mkdirSync(paperclipHome, { recursive: true });
-  chownSync(paperclipHome, 1000, 1000);
+  hostBin = execFileSync("bash", [path.join(root, "scripts/install-paperclip-host")], { encoding: "utf8" }).trim().split("\n").slice(-2);
+  ownedDir(home);
+  ownedDir(paperclipHome);
   ensureSelfPod();
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  api = `http://127.0.0.1:${port}/api`;
-  host = spawn("setpriv", ["--reuid=1000", "--regid=1000", "--clear-groups", node, entry], {
-    env: {
-      PATH: "/usr/bin:/bin",
-      HOME: home,
-      PAPERCLIP_HOME: paperclipHome,
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      HOSTNAME: SELF_POD,
-      PAPERCLIP_NAMESPACE: NS,
-    },
-    stdio: "ignore",
-    detached: true,
-  });
-  const until = Date.now() + 180_000;
-  for (;;) {
-    try {
-      const res = await fetch(`${api}/health`);
-      if (res.ok) break;
-    } catch {
-      /* not up yet */
-    }
-    if (Date.now() > until) throw new Error("the Paperclip host did not start");
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  host = await startHost({ paperclipHome, home, podMode: true });
 }, 300_000);
 
-afterAll(() => {
-  if (host?.pid) {
-    try {
-      process.kill(-host.pid, "SIGTERM");
-    } catch {
-      /* gone */
-    }
-  }
+afterAll(async () => {
+  if (host) await host.kill();
   rmSync(home, { recursive: true, force: true });
   rmSync(paperclipHome, { recursive: true, force: true });
 });
@@ -95,9 +127,21 @@ describe("the real Paperclip host", () => {
 
   let parserSource;
 
-  it("installs the package through POST /api/adapters/install and lists it as external and loaded", async () => {
-    const installed = await json("POST", "/adapters/install", { packageName: root, isLocalPath: true });
-    expect(installed).toMatchObject({ type: "claude_k8s", requiresRestart: false });
+  it("installs the packed tarball through POST /api/adapters/install and lists it as external and loaded", async () => {
+    // As users get it: `npm pack`, then the host's own `npm install` of that
+    // file. A tarball goes in `version` (the host installs `<packageName>@<version>`
+    // and loads node_modules/<packageName>; a path in `packageName` is taken for
+    // the package's directory).
+    const packs = ownedDir(path.join(home, "pack"));
+    const [{ filename }] = JSON.parse(
+      execFileSync("npm", ["pack", "--json", "--pack-destination", packs], { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }),
+    );
+    const tarball = path.join(packs, path.basename(filename));
+    chownSync(tarball, 1000, 1000);
+    const installed = await json("POST", "/adapters/install", { packageName: "paperclip-adapter-claude-k8s", version: `file:${tarball}` });
+    expect(installed).toMatchObject({ type: "claude_k8s", packageName: "paperclip-adapter-claude-k8s", version: pkg.version, requiresRestart: false });
+    // Installed into the host's plugin directory, not loaded from here.
+    rmSync(tarball);
     const list = await json("GET", "/adapters");
     const ours = (Array.isArray(list) ? list : list.adapters).find((a) => a.type === "claude_k8s");
     expect(ours).toMatchObject({
@@ -108,7 +152,7 @@ describe("the real Paperclip host", () => {
     });
     const schema = await json("GET", "/adapters/claude_k8s/config-schema");
     expect(schema.fields[0].key).toBe("maxTurnsPerRun");
-    parserSource = await (await fetch(`${api}/adapters/claude_k8s/ui-parser.js`)).text();
+    parserSource = await (await fetch(`${host.api}/adapters/claude_k8s/ui-parser.js`)).text();
     expect(parserSource).toContain("module.exports = { parseStdoutLine");
   });
 
@@ -136,6 +180,9 @@ describe("the real Paperclip host", () => {
     const log = await json("GET", `/heartbeat-runs/${first.id}/log`);
     expect(log.content).toContain(text);
     expect(log.content).toContain("[paperclip] Created K8s Job: ");
+    // The API key of the agent's config.env and the Deployment's (inherited) never reach the run log.
+    expect(log.content).not.toContain("sk-mock");
+    expect(log.content).not.toContain("sk-test-not-a-real-key");
     runLog = log.content;
 
     // The host hands the saved session to the next heartbeat; the session's
@@ -157,14 +204,7 @@ describe("the real Paperclip host", () => {
     // The form the host's worker uses (ui-dist: new Function with shadowed self/globalThis).
     new Function("exports", "module", "self", "globalThis", `"use strict";\n{\n${parserSource}\n}`)(exports, module, undefined, undefined);
     const parser = Object.keys(module.exports).length ? module.exports : exports;
-    const stdout = runLog
-      .split("\n")
-      .filter(Boolean)
-      .map((l) => JSON.parse(l))
-      .filter((e) => e.stream === "stdout")
-      .map((e) => e.chunk)
-      .join("");
-    const entries = stdout
+    const entries = stdoutOf(runLog)
       .split("\n")
       .filter(Boolean)
       .flatMap((line) => parser.parseStdoutLine(line, "2026-12-02T00:00:00.000Z"));
@@ -211,5 +251,102 @@ describe("the real Paperclip host", () => {
     const run = await waitForRun((await json("POST", `/agents/${agent.id}/heartbeat/invoke`, {})).id);
     expect(run.status).toBe("failed");
     expect(run.error).toMatch(/Claude run failed/);
+    expect(run.error).not.toContain("sk-mock");
   });
+
+  it("the host killed and restarted mid-run: it reloads the adapter, and the next heartbeat for the task reattaches to the Job and records the whole transcript", async () => {
+    const lines = 40;
+    const agent = await json("POST", `/companies/${companyId}/agents`, {
+      name: "Restarted Agent",
+      role: "engineer",
+      adapterType: "claude_k8s",
+      adapterConfig: {
+        kubeconfig: cluster.KUBECONFIG,
+        namespace: NS,
+        env: { ANTHROPIC_BASE_URL: `${mockUrl}/s/slow/seconds=40/lines=${lines}`, ANTHROPIC_API_KEY: "sk-mock", DISABLE_TELEMETRY: "1" },
+      },
+    });
+    // The host's task key for this wake (an issue id would hold the second
+    // wake behind the dead run's issue lock); the adapter labels the Job with it.
+    const payload = { taskKey: `restart-${randomUUID()}` };
+    const first = await json("POST", `/agents/${agent.id}/heartbeat/invoke`, { payload });
+    await expect
+      .poll(async () => stdoutOf((await json("GET", `/heartbeat-runs/${first.id}/log`)).content).includes('"text":"slow 2"'), { timeout: 60_000, interval: 300 })
+      .toBe(true);
+    expect(jobsOf(agent.id)).toHaveLength(1);
+
+    // The host dies with execute in flight (no shutdown of any kind), then comes back.
+    await host.kill("SIGKILL");
+    expect(jobsOf(agent.id)).toHaveLength(1);
+    host = await startHost({ paperclipHome, home, podMode: true, port: host.port });
+    const list = await json("GET", "/adapters");
+    expect((Array.isArray(list) ? list : list.adapters).find((a) => a.type === "claude_k8s")).toMatchObject({ source: "external", loaded: true });
+
+    const second = await waitForRun((await json("POST", `/agents/${agent.id}/heartbeat/invoke`, { payload })).id, 120_000);
+    expect(second).toMatchObject({ status: "succeeded", exitCode: 0, errorCode: null });
+    const log = stdoutOf((await json("GET", `/heartbeat-runs/${second.id}/log`)).content);
+    expect(log).toMatch(/Reattaching to in-flight K8s Job ac-\S+ in namespace paperclip/);
+    expect(log).not.toContain("Created K8s Job");
+    // Every line the pod printed, once — including those streamed before the host died.
+    const texts = log
+      .split("\n")
+      .filter((l) => l.startsWith('{"type":"assistant"'))
+      .map((l) => JSON.parse(l).message.content[0]?.text);
+    expect(texts).toEqual(Array.from({ length: lines }, (_, i) => `slow ${i + 1}`));
+    expect(log.split("\n").filter((l) => l.includes('"type":"result"')), log.slice(-3000)).toHaveLength(1);
+    await expect.poll(() => jobsOf(agent.id).length, { timeout: 30_000 }).toBe(0);
+  }, 300_000);
+});
+
+describe("the real Paperclip host off-cluster", () => {
+  // Paperclip outside the cluster (no HOSTNAME naming a pod, PAPERCLIP_HOME
+  // on local disk): nothing is inherited, the agent's config says what the
+  // Job needs. Installed from a local path this time.
+  const offHome = ownedDir(mkdtempSync(path.join(os.tmpdir(), "ck8s-offhost-")));
+  let offHost;
+
+  afterAll(async () => {
+    if (offHost) await offHost.kill();
+    rmSync(offHome, { recursive: true, force: true });
+  });
+
+  it("installed from a local path, runs a heartbeat with the image and env of its config", async () => {
+    offHost = await startHost({ paperclipHome: ownedDir(path.join(offHome, "paperclip")), home: offHome, podMode: false });
+    const base = offHost.api;
+    const installed = await json("POST", "/adapters/install", { packageName: root, isLocalPath: true }, base);
+    expect(installed).toMatchObject({ type: "claude_k8s", requiresRestart: false });
+    const text = `Hi from off-cluster ${Date.now()}`;
+    const company = await json("POST", "/companies", { name: "claude-k8s off-cluster" }, base);
+    const agent = await json(
+      "POST",
+      `/companies/${company.id}/agents`,
+      {
+        name: "Off-cluster Agent",
+        role: "engineer",
+        adapterType: "claude_k8s",
+        adapterConfig: {
+          kubeconfig: cluster.KUBECONFIG,
+          namespace: NS,
+          image: "claude-k8s/local:dev",
+          // No pod to inherit a writable /paperclip from: the CLI's HOME comes from config too.
+          env: {
+            ANTHROPIC_BASE_URL: `${mockUrl}/s/plain/text=${encodeURIComponent(text)}`,
+            ANTHROPIC_API_KEY: "sk-mock-offcluster",
+            DISABLE_TELEMETRY: "1",
+            CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+            HOME: "/tmp",
+          },
+        },
+      },
+      base,
+    );
+    const run = await waitForRun((await json("POST", `/agents/${agent.id}/heartbeat/invoke`, {}, base)).id, 120_000, base);
+    expect(run).toMatchObject({ status: "succeeded", exitCode: 0, errorCode: null });
+    expect(run.sessionIdAfter).toMatch(/^[0-9a-f-]{36}$/);
+    const log = stdoutOf((await json("GET", `/heartbeat-runs/${run.id}/log`, undefined, base)).content);
+    expect(log).toContain("Off-cluster mode: no self pod to inherit from");
+    expect(log).toContain(text);
+    expect(log).not.toContain("sk-mock-offcluster");
+    expect(jobsOf(agent.id)).toEqual([]);
+  }, 300_000);
 });

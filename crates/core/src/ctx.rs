@@ -75,12 +75,20 @@ impl RunContext {
         }
     }
 
-    /// `context.taskId || context.issueId` as a non-empty string.
+    /// The run's task: `context.taskId || context.issueId` (the original's),
+    /// else the host's own `runtime.taskKey`, as a non-empty string.
+    ///
+    /// Why the fallback: the host gives timer wakes the key `__heartbeat__`
+    /// and on-demand wakes the caller's `taskKey`, with no task or issue id.
+    /// Without a task on both sides the guard can only block an orphan
+    /// (`k8s_orphan_task_unknown`), so after a host restart such heartbeats
+    /// could never reattach to the Job their previous run left running.
     pub fn task_id(&self) -> Option<&str> {
-        ["taskId", "issueId"].iter().find_map(|k| match self.context.get(*k) {
+        let from_context = ["taskId", "issueId"].iter().find_map(|k| match self.context.get(*k) {
             Some(Value::String(s)) if !s.is_empty() => Some(s.as_str()),
             _ => None,
-        })
+        });
+        from_context.or_else(|| self.runtime.task_key.as_deref().filter(|k| !k.is_empty()))
     }
 }
 
@@ -129,5 +137,15 @@ mod tests {
         }));
         assert_eq!(c.session_id(), Some("new"));
         assert_eq!(c.task_id(), Some("iss-1"));
+    }
+
+    #[test]
+    fn the_hosts_task_key_is_the_task_when_the_context_has_none() {
+        let c = RunContext::from_json(&json!({"runtime": {"taskKey": "__heartbeat__"}, "context": {"taskId": ""}}));
+        assert_eq!(c.task_id(), Some("__heartbeat__"));
+        let c = RunContext::from_json(&json!({"runtime": {"taskKey": "k"}, "context": {"issueId": "iss-2"}}));
+        assert_eq!(c.task_id(), Some("iss-2"));
+        let c = RunContext::from_json(&json!({"runtime": {"taskKey": ""}}));
+        assert_eq!(c.task_id(), None);
     }
 }

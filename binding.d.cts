@@ -19,7 +19,7 @@ export declare function cancelExecution(id: number): void
 export declare function createCancelToken(): number
 
 /** Low-level entry used by `lib/execute.js`; call the package's `execute(ctx)` instead. */
-export declare function executeNative(ctxJson: string, onLog: (stream: 'stdout' | 'stderr', chunk: string) => Promise<void>, onMeta?: ((meta: Record<string, unknown>) => Promise<void>) | undefined | null, onSpawn?: ((info: { pid: number; processGroupId: null; startedAt: string }) => Promise<void>) | undefined | null, cancelId?: number | undefined | null): Promise<any>
+export declare function executeNative(ctxJson: string, onLog: (stream: 'stdout' | 'stderr', chunk: string) => Promise<void>, onMeta?: ((meta: Record<string, unknown>) => Promise<void>) | undefined | null, cancelId?: number | undefined | null): Promise<any>
 
 /** Low-level entry used by `lib/environment.js`; call `listSkills(ctx)` instead. */
 export declare function listSkillsNative(ctxJson: string): Promise<any>

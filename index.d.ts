@@ -60,6 +60,7 @@ export interface AdapterExecutionContext {
   context: Record<string, unknown>;
   onLog: (stream: "stdout" | "stderr", chunk: string) => Promise<void>;
   onMeta?: (meta: AdapterInvocationMeta) => Promise<void>;
+  /** Accepted for the host's type, never called: the run has no process on the host's machine. */
   onSpawn?: (meta: AdapterSpawnMeta) => Promise<void>;
   authToken?: string;
   /** Newer hosts: aborted when the run is cancelled from the host; the Job is deleted and the result is `cancelled`. */

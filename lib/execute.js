@@ -85,7 +85,6 @@ export async function execute(ctx) {
   const json = toJson(data);
   const onLog = wrapCallback("onLog", ctx.onLog);
   const onMeta = wrapCallback("onMeta", ctx.onMeta);
-  const onSpawn = wrapCallback("onSpawn", ctx.onSpawn);
   const onCancellationReady = wrapCallback("onCancellationReady", ctx.onCancellationReady);
 
   // Newer hosts cancel a run by aborting ctx.signal (and only once the adapter
@@ -102,7 +101,7 @@ export async function execute(ctx) {
   }
   try {
     if (signal && onCancellationReady) await onCancellationReady();
-    return await native.executeNative(json, onLog, onMeta, onSpawn, cancelId);
+    return await native.executeNative(json, onLog, onMeta, cancelId);
   } finally {
     if (onAbort) signal.removeEventListener("abort", onAbort);
   }

@@ -17,7 +17,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{LazyLock, Mutex};
 
-use claude_k8s_core::host::{CancellationToken, Host, HostError, LogStream, SpawnInfo};
+use claude_k8s_core::host::{CancellationToken, Host, HostError, LogStream};
 use futures::FutureExt;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunction;
@@ -31,7 +31,6 @@ type LogArgs = FnArgs<(String, String)>;
 struct JsHost {
     on_log: Callback<LogArgs>,
     on_meta: Option<Callback<Value>>,
-    on_spawn: Option<Callback<Value>>,
     cancel: CancellationToken,
 }
 
@@ -88,16 +87,6 @@ impl Host for JsHost {
     fn cancellation(&self) -> CancellationToken {
         self.cancel.clone()
     }
-
-    async fn on_spawn(&self, info: SpawnInfo) -> std::result::Result<(), HostError> {
-        match &self.on_spawn {
-            Some(f) => {
-                let v = serde_json::to_value(info).map_err(|e| HostError { callback: "onSpawn", message: e.to_string() })?;
-                call("onSpawn", f, v).await
-            }
-            None => Ok(()),
-        }
-    }
 }
 
 /// Runs `fut`, turning a panic into a rejection instead of unwinding into Node.
@@ -128,14 +117,12 @@ pub async fn execute_native(
     #[napi(ts_arg_type = "((meta: Record<string, unknown>) => Promise<void>) | undefined | null")] on_meta: Option<
         Callback<Value>,
     >,
-    #[napi(ts_arg_type = "((info: { pid: number; processGroupId: null; startedAt: string }) => Promise<void>) | undefined | null")]
-    on_spawn: Option<Callback<Value>>,
     cancel_id: Option<u32>,
 ) -> Result<Value> {
     let cancel = cancel_id.and_then(|id| cancels().get(&id).cloned()).unwrap_or_default();
     let outcome = guarded("execute", async move {
         let ctx = parse_ctx(&ctx_json)?;
-        let host = std::sync::Arc::new(JsHost { on_log, on_meta, on_spawn, cancel });
+        let host = std::sync::Arc::new(JsHost { on_log, on_meta, cancel });
         let outcome = claude_k8s_core::run::execute(&ctx, host).await;
         match outcome {
             Ok(result) => serde_json::to_value(result)

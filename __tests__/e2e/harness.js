@@ -100,7 +100,7 @@ export async function run(ctx, { onLog } = {}) {
   const result = await execute({
     ...ctx,
     onLog: async (stream, chunk) => {
-      events.push(["log", stream]);
+      events.push(["log", stream, chunk]);
       (stream === "stdout" ? stdout : stderr).push(chunk);
       if (onLog) await onLog(stream, chunk);
     },

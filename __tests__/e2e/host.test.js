@@ -17,20 +17,37 @@ import { NS, SELF_POD, cluster, ensureSelfPod, jobsOf, mockUrl } from "./harness
 
 const root = path.resolve(import.meta.dirname, "../..");
 const pkg = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8"));
-let hostBin;
+// The host versions the suite runs against (scripts/test: the current one, and
+// the oldest whose dependencies still resolve from npm, which has no
+// ctx.signal — the adapter polls the run's status for cancellation there).
+const HOST_VERSIONS = (process.env.CLAUDE_K8S_HOST_VERSIONS || "2026.916.1").split(",").map((v) => v.trim()).filter(Boolean);
+const hostBins = new Map();
+const hostJwtSecret = randomUUID();
 let host;
-const home = mkdtempSync(path.join(os.tmpdir(), "ck8s-host-"));
-// PAPERCLIP_HOME on the PVC, as in a Deployment.
-const paperclipHome = `/paperclip/host-${process.pid}`;
+
+/** Node and the server's entry for one host version (installed by the repo's script, cached). */
+function hostBin(version) {
+  if (!hostBins.has(version)) {
+    const out = execFileSync("bash", [path.join(root, "scripts/install-paperclip-host")], {
+      encoding: "utf8",
+      env: { ...process.env, PAPERCLIP_HOST_VERSION: version },
+    });
+    hostBins.set(version, out.trim().split("\n").slice(-2));
+  }
+  return hostBins.get(version);
+}
 
 /** The real host as uid 1000, on loopback; `podMode` gives it the env a Deployment's pod has. */
-async function startHost({ paperclipHome, home, podMode, port = 20000 + Math.floor(Math.random() * 20000) }) {
+async function startHost({ version, paperclipHome, home, podMode, port = 20000 + Math.floor(Math.random() * 20000) }) {
   const env = {
     PATH: "/usr/bin:/bin",
     HOME: home,
     PAPERCLIP_HOME: paperclipHome,
     PORT: String(port),
     HOST: "127.0.0.1",
+    // A Deployment's secret: the host signs each run's agent token (ctx.authToken) with it,
+    // which the adapter needs to poll the run's status (how older hosts cancel).
+    PAPERCLIP_AGENT_JWT_SECRET: hostJwtSecret,
     // The host runs `npm install` for adapter installs; these machines have no registry to reach.
     npm_config_offline: "true",
     npm_config_audit: "false",
@@ -38,7 +55,7 @@ async function startHost({ paperclipHome, home, podMode, port = 20000 + Math.flo
     npm_config_update_notifier: "false",
     ...(podMode ? { HOSTNAME: SELF_POD, PAPERCLIP_NAMESPACE: NS } : {}),
   };
-  const proc = spawn("setpriv", ["--reuid=1000", "--regid=1000", "--clear-groups", ...hostBin], { env, stdio: "ignore", detached: true });
+  const proc = spawn("setpriv", ["--reuid=1000", "--regid=1000", "--clear-groups", ...hostBin(version)], { env, stdio: "ignore", detached: true });
   const api = `http://127.0.0.1:${port}/api`;
   const until = Date.now() + 180_000;
   for (;;) {
@@ -52,7 +69,7 @@ async function startHost({ paperclipHome, home, podMode, port = 20000 + Math.flo
     if (Date.now() > until) throw new Error("the Paperclip host did not start");
     await new Promise((r) => setTimeout(r, 500));
   }
-  return { api, port, proc, kill: (sig = "SIGTERM") => killGroup(proc, sig) };
+  return { api, port, proc, version, kill: (sig = "SIGTERM") => killGroup(proc, sig) };
 }
 
 /** Signals the host's process group (node and its embedded PostgreSQL); resolves once the host is gone. */
@@ -106,21 +123,27 @@ function ownedDir(dir) {
   return dir;
 }
 
-beforeAll(async () => {
-  hostBin = execFileSync("bash", [path.join(root, "scripts/install-paperclip-host")], { encoding: "utf8" }).trim().split("\n").slice(-2);
-  ownedDir(home);
-  ownedDir(paperclipHome);
+beforeAll(() => {
   ensureSelfPod();
-  host = await startHost({ paperclipHome, home, podMode: true });
-}, 300_000);
-
-afterAll(async () => {
-  if (host) await host.kill();
-  rmSync(home, { recursive: true, force: true });
-  rmSync(paperclipHome, { recursive: true, force: true });
 });
 
-describe("the real Paperclip host", () => {
+describe.each(HOST_VERSIONS)("the real Paperclip host %s", (version) => {
+  const home = ownedDir(mkdtempSync(path.join(os.tmpdir(), "ck8s-host-")));
+  // PAPERCLIP_HOME on the PVC, as in a Deployment.
+  const paperclipHome = `/paperclip/host-${process.pid}-${version}`;
+
+  beforeAll(async () => {
+    ownedDir(paperclipHome);
+    host = await startHost({ version, paperclipHome, home, podMode: true });
+  }, 600_000);
+
+  afterAll(async () => {
+    if (host) await host.kill();
+    host = undefined;
+    rmSync(home, { recursive: true, force: true });
+    rmSync(paperclipHome, { recursive: true, force: true });
+  });
+
   let companyId;
   let agentId;
   let runLog;
@@ -216,7 +239,7 @@ describe("the real Paperclip host", () => {
     expect(entries.find((e) => e.kind === "result")).toMatchObject({ isError: false, subtype: "success" });
   });
 
-  it("a run cancelled from the host's API: the adapter is told through ctx.signal, the Job is deleted, the run recorded cancelled", async () => {
+  it("a run cancelled from the host's API: the adapter learns it (ctx.signal; on older hosts the run's status), the Job is deleted, the run recorded cancelled", async () => {
     const agent = await json("POST", `/companies/${companyId}/agents`, {
       name: "Cancelled Agent",
       role: "engineer",
@@ -278,7 +301,7 @@ describe("the real Paperclip host", () => {
     // The host dies with execute in flight (no shutdown of any kind), then comes back.
     await host.kill("SIGKILL");
     expect(jobsOf(agent.id)).toHaveLength(1);
-    host = await startHost({ paperclipHome, home, podMode: true, port: host.port });
+    host = await startHost({ version, paperclipHome, home, podMode: true, port: host.port });
     const list = await json("GET", "/adapters");
     expect((Array.isArray(list) ? list : list.adapters).find((a) => a.type === "claude_k8s")).toMatchObject({ source: "external", loaded: true });
 
@@ -298,7 +321,7 @@ describe("the real Paperclip host", () => {
   }, 300_000);
 });
 
-describe("the real Paperclip host off-cluster", () => {
+describe(`the real Paperclip host ${HOST_VERSIONS[0]} off-cluster`, () => {
   // Paperclip outside the cluster (no HOSTNAME naming a pod, PAPERCLIP_HOME
   // on local disk): nothing is inherited, the agent's config says what the
   // Job needs. Installed from a local path this time.
@@ -311,7 +334,7 @@ describe("the real Paperclip host off-cluster", () => {
   });
 
   it("installed from a local path, runs a heartbeat with the image and env of its config", async () => {
-    offHost = await startHost({ paperclipHome: ownedDir(path.join(offHome, "paperclip")), home: offHome, podMode: false });
+    offHost = await startHost({ version: HOST_VERSIONS[0], paperclipHome: ownedDir(path.join(offHome, "paperclip")), home: offHome, podMode: false });
     const base = offHost.api;
     const installed = await json("POST", "/adapters/install", { packageName: root, isLocalPath: true }, base);
     expect(installed).toMatchObject({ type: "claude_k8s", requiresRestart: false });

@@ -27,18 +27,6 @@ impl LogStream {
     }
 }
 
-/// The argument of `onSpawn`: the host records it as the run's process
-/// metadata. The pod is not a host process; `pid` is the host's own pid so
-/// the host's liveness checks see a live process while `execute` is pending.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SpawnInfo {
-    pub pid: u32,
-    /// Always `null`: there is no process group on the host side.
-    pub process_group_id: Option<u32>,
-    /// The `claude` container's start time (RFC 3339).
-    pub started_at: String,
-}
 
 /// A callback threw, rejected, or could not be called. `execute` cleans up
 /// and then rejects with this, naming the callback.
@@ -51,10 +39,14 @@ pub struct HostError {
 
 /// The host's callbacks. Futures are `Send` so the whole pipeline can run on
 /// napi-rs' tokio runtime.
+///
+/// There is no `onSpawn`: the run has no process on the host's machine, and
+/// the only pid to report would be Paperclip's own — which a host that
+/// cancels runs by pid (2026.707.0 does) would then SIGTERM. 0.1.54 never
+/// called it either.
 pub trait Host: Send + Sync {
     fn on_log(&self, stream: LogStream, chunk: String) -> impl Future<Output = Result<(), HostError>> + Send;
     fn on_meta(&self, meta: serde_json::Value) -> impl Future<Output = Result<(), HostError>> + Send;
-    fn on_spawn(&self, info: SpawnInfo) -> impl Future<Output = Result<(), HostError>> + Send;
 
     /// Cancelled when the host cancels the run: newer hosts pass `ctx.signal`
     /// (an AbortSignal) and abort it from their cancel API. A host without

@@ -158,17 +158,6 @@ pub fn claude_status(pod: &Pod) -> Option<&ContainerStatus> {
     pod.status.as_ref()?.container_statuses.as_ref()?.iter().find(|cs| cs.name == CLAUDE_CONTAINER)
 }
 
-/// When the `claude` container started running (RFC 3339), for `onSpawn`.
-pub fn claude_started_at(pod: &Pod) -> Option<String> {
-    let state = claude_status(pod)?.state.as_ref()?;
-    let t = state
-        .running
-        .as_ref()
-        .and_then(|r| r.started_at.as_ref())
-        .or_else(|| state.terminated.as_ref().and_then(|t| t.started_at.as_ref()))?;
-    Some(t.0.to_string())
-}
-
 /// A running pod whose node has stopped reporting, as the apiserver shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeSilence {
@@ -232,7 +221,6 @@ mod tests {
                 "state": {"running": {"startedAt": "2026-11-23T10:00:00Z"}}}]}));
         assert_eq!(assess(&p), PodProgress::Started);
         assert_eq!(describe(&p), "phase=Running, init/write-prompt: done (exit 0), claude: running");
-        assert_eq!(claude_started_at(&p).as_deref(), Some("2026-11-23T10:00:00Z"));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
-use crate::host::{Host, HostError, LogStream, SpawnInfo};
+use crate::host::{Host, HostError, LogStream};
 
 pub struct Reporter<H: Host> {
     host: Arc<H>,
@@ -57,10 +57,5 @@ impl<H: Host> Reporter<H> {
     pub async fn meta(&self, meta: serde_json::Value) -> Result<(), HostError> {
         let _turn = self.turn.lock().await;
         self.host.on_meta(meta).await
-    }
-
-    pub async fn spawn(&self, info: SpawnInfo) -> Result<(), HostError> {
-        let _turn = self.turn.lock().await;
-        self.host.on_spawn(info).await
     }
 }

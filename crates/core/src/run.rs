@@ -36,7 +36,7 @@ use crate::cluster::{self, describe_error, is_not_found};
 use crate::config::{AdapterConfig, HostEnv};
 use crate::ctx::RunContext;
 use crate::guard::{self, ReattachTarget, Verdict};
-use crate::host::{Host, HostError, SpawnInfo};
+use crate::host::{Host, HostError};
 use crate::logs::{ContainerView, FollowEnd, LogFollower};
 use crate::names::sanitize_label_value;
 use crate::outcome::{PodTermination, RunFacts, RunResult, map_outcome};
@@ -548,8 +548,6 @@ async fn follow<H: Host + 'static>(
                             spawned = true;
                             book.followed = Some(name.clone());
                             pod_running_at = Some(Instant::now());
-                            let started_at = pod::claude_started_at(p).unwrap_or_else(now_rfc3339);
-                            reporter.spawn(SpawnInfo { pid: std::process::id(), process_group_id: None, started_at }).await?;
                             follower_task = Some(spawn_follower(pods.clone(), name.clone(), reporter.clone(), view_rx.clone(), std::mem::replace(&mut parser, TranscriptParser::new(""))));
                         }
                         PodProgress::Failed(msg) if !spawned => {
@@ -830,10 +828,6 @@ fn job_conditions(job: &Job) -> Vec<String> {
         .flatten()
         .map(|c| format!("{}={}({})", c.type_, c.status, c.reason.as_deref().unwrap_or("")))
         .collect()
-}
-
-fn now_rfc3339() -> String {
-    k8s_openapi::jiff::Timestamp::now().to_string()
 }
 
 /// Deletes the Job (its pods follow). True when it is gone, whoever removed it.

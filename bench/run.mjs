@@ -129,7 +129,6 @@ async function timedRun(c) {
       for (let i = chunk.indexOf("\n"); i !== -1; i = chunk.indexOf("\n", i + 1)) outLines += 1;
     },
     onMeta: async () => {},
-    onSpawn: async () => {},
   });
   t.resolved = now();
   return { t, result, outBytes, outLines };

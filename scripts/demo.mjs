@@ -113,9 +113,6 @@ const ctx = {
   onMeta: async (meta) => {
     console.error(`demo: ${meta.command} ${(meta.commandArgs ?? []).join(" ")}`);
   },
-  onSpawn: async (info) => {
-    console.error(`demo: pod started at ${info.startedAt}`);
-  },
 };
 
 try {

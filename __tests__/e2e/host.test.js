@@ -116,6 +116,29 @@ function stdoutOf(logContent) {
     .join("");
 }
 
+/**
+ * An agent of type claude_k8s whose pods call the mock API's `scenario`, as the
+ * adapter identity on the local cluster; `config` adds to (and `env` to the env of) the adapterConfig.
+ */
+function createAgent(companyId, name, scenario, { env = {}, base, ...config } = {}) {
+  return json(
+    "POST",
+    `/companies/${companyId}/agents`,
+    {
+      name,
+      role: "engineer",
+      adapterType: "claude_k8s",
+      adapterConfig: {
+        kubeconfig: cluster.KUBECONFIG,
+        namespace: NS,
+        ...config,
+        env: { ANTHROPIC_BASE_URL: `${mockUrl}/s/${scenario}`, ANTHROPIC_API_KEY: "sk-mock", DISABLE_TELEMETRY: "1", ...env },
+      },
+    },
+    base,
+  );
+}
+
 /** A directory uid 1000 owns. */
 function ownedDir(dir) {
   mkdirSync(dir, { recursive: true });
@@ -182,18 +205,8 @@ describe.each(HOST_VERSIONS)("the real Paperclip host %s", (version) => {
   it("runs heartbeats in pod mode: succeeded, transcript, usage, cost and session recorded; the next one resumes the session in a new pod", async () => {
     const text = `Hi from the host ${Date.now()}`;
     companyId = (await json("POST", "/companies", { name: "claude-k8s e2e" })).id;
-    const agent = await json("POST", `/companies/${companyId}/agents`, {
-      name: "K8s Agent",
-      role: "engineer",
-      adapterType: "claude_k8s",
-      // No image: in pod mode the Job inherits the host pod's (and its PVC, env and secrets).
-      adapterConfig: {
-        kubeconfig: cluster.KUBECONFIG,
-        namespace: NS,
-        model: "claude-sonnet-4-6",
-        env: { ANTHROPIC_BASE_URL: `${mockUrl}/s/plain/text=${encodeURIComponent(text)}`, ANTHROPIC_API_KEY: "sk-mock", DISABLE_TELEMETRY: "1" },
-      },
-    });
+    // No image: in pod mode the Job inherits the host pod's (and its PVC, env and secrets).
+    const agent = await createAgent(companyId, "K8s Agent", `plain/text=${encodeURIComponent(text)}`, { model: "claude-sonnet-4-6" });
     agentId = agent.id;
     const first = await waitForRun((await json("POST", `/agents/${agentId}/heartbeat/invoke`, {})).id);
     expect(first).toMatchObject({ status: "succeeded", exitCode: 0, errorCode: null });
@@ -240,16 +253,7 @@ describe.each(HOST_VERSIONS)("the real Paperclip host %s", (version) => {
   });
 
   it("a run cancelled from the host's API: the adapter learns it (ctx.signal; on older hosts the run's status), the Job is deleted, the run recorded cancelled", async () => {
-    const agent = await json("POST", `/companies/${companyId}/agents`, {
-      name: "Cancelled Agent",
-      role: "engineer",
-      adapterType: "claude_k8s",
-      adapterConfig: {
-        kubeconfig: cluster.KUBECONFIG,
-        namespace: NS,
-        env: { ANTHROPIC_BASE_URL: `${mockUrl}/s/silence/seconds=120`, ANTHROPIC_API_KEY: "sk-mock" },
-      },
-    });
+    const agent = await createAgent(companyId, "Cancelled Agent", "silence/seconds=120");
     const invoked = await json("POST", `/agents/${agent.id}/heartbeat/invoke`, {});
     await expect.poll(() => jobsOf(agent.id).length, { timeout: 60_000, interval: 300 }).toBe(1);
     await json("POST", `/heartbeat-runs/${invoked.id}/cancel`, {});
@@ -260,17 +264,7 @@ describe.each(HOST_VERSIONS)("the real Paperclip host %s", (version) => {
   });
 
   it("an agent whose API calls fail is recorded failed with Claude's message", async () => {
-    const agent = await json("POST", `/companies/${companyId}/agents`, {
-      name: "Failing Agent",
-      role: "engineer",
-      adapterType: "claude_k8s",
-      adapterConfig: {
-        kubeconfig: cluster.KUBECONFIG,
-        namespace: NS,
-        image: "claude-k8s/local:dev",
-        env: { ANTHROPIC_BASE_URL: `${mockUrl}/s/status/code=401`, ANTHROPIC_API_KEY: "sk-mock", CLAUDE_CODE_MAX_RETRIES: "0" },
-      },
-    });
+    const agent = await createAgent(companyId, "Failing Agent", "status/code=401", { image: "claude-k8s/local:dev", env: { CLAUDE_CODE_MAX_RETRIES: "0" } });
     const run = await waitForRun((await json("POST", `/agents/${agent.id}/heartbeat/invoke`, {})).id);
     expect(run.status).toBe("failed");
     expect(run.error).toMatch(/Claude run failed/);
@@ -279,16 +273,7 @@ describe.each(HOST_VERSIONS)("the real Paperclip host %s", (version) => {
 
   it("the host killed and restarted mid-run: it reloads the adapter, and the next heartbeat for the task reattaches to the Job and records the whole transcript", async () => {
     const lines = 40;
-    const agent = await json("POST", `/companies/${companyId}/agents`, {
-      name: "Restarted Agent",
-      role: "engineer",
-      adapterType: "claude_k8s",
-      adapterConfig: {
-        kubeconfig: cluster.KUBECONFIG,
-        namespace: NS,
-        env: { ANTHROPIC_BASE_URL: `${mockUrl}/s/slow/seconds=40/lines=${lines}`, ANTHROPIC_API_KEY: "sk-mock", DISABLE_TELEMETRY: "1" },
-      },
-    });
+    const agent = await createAgent(companyId, "Restarted Agent", `slow/seconds=40/lines=${lines}`);
     // The host's task key for this wake (an issue id would hold the second
     // wake behind the dead run's issue lock); the adapter labels the Job with it.
     const payload = { taskKey: `restart-${randomUUID()}` };
@@ -340,29 +325,12 @@ describe(`the real Paperclip host ${HOST_VERSIONS[0]} off-cluster`, () => {
     expect(installed).toMatchObject({ type: "claude_k8s", requiresRestart: false });
     const text = `Hi from off-cluster ${Date.now()}`;
     const company = await json("POST", "/companies", { name: "claude-k8s off-cluster" }, base);
-    const agent = await json(
-      "POST",
-      `/companies/${company.id}/agents`,
-      {
-        name: "Off-cluster Agent",
-        role: "engineer",
-        adapterType: "claude_k8s",
-        adapterConfig: {
-          kubeconfig: cluster.KUBECONFIG,
-          namespace: NS,
-          image: "claude-k8s/local:dev",
-          // No pod to inherit a writable /paperclip from: the CLI's HOME comes from config too.
-          env: {
-            ANTHROPIC_BASE_URL: `${mockUrl}/s/plain/text=${encodeURIComponent(text)}`,
-            ANTHROPIC_API_KEY: "sk-mock-offcluster",
-            DISABLE_TELEMETRY: "1",
-            CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
-            HOME: "/tmp",
-          },
-        },
-      },
+    const agent = await createAgent(company.id, "Off-cluster Agent", `plain/text=${encodeURIComponent(text)}`, {
       base,
-    );
+      image: "claude-k8s/local:dev",
+      // No pod to inherit a writable /paperclip from: the CLI's HOME comes from config too.
+      env: { ANTHROPIC_API_KEY: "sk-mock-offcluster", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1", HOME: "/tmp" },
+    });
     const run = await waitForRun((await json("POST", `/agents/${agent.id}/heartbeat/invoke`, {}, base)).id, 120_000, base);
     expect(run).toMatchObject({ status: "succeeded", exitCode: 0, errorCode: null });
     expect(run.sessionIdAfter).toMatch(/^[0-9a-f-]{36}$/);

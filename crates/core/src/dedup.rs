@@ -45,10 +45,8 @@ impl LineDedup {
         if self.seen.contains(&key) {
             return false;
         }
-        if self.order.len() == WINDOW {
-            if let Some(old) = self.order.pop_front() {
-                self.seen.remove(&old);
-            }
+        if self.order.len() == WINDOW && let Some(old) = self.order.pop_front() {
+            self.seen.remove(&old);
         }
         self.order.push_back(key);
         self.seen.insert(key);

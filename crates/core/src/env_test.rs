@@ -165,11 +165,9 @@ pub async fn test_environment(ctx: &Value, env: &crate::config::HostEnv) -> Envi
         }
     };
     // Off-cluster there is no pod read to prove the API answers: ask for its version.
-    if self_pod.is_none() {
-        if let Err(e) = cluster.client.apiserver_version().await {
-            checks.push(Check::new("k8s_api_unreachable", "error", format!("Cannot reach Kubernetes API: {}", describe_error(&e))));
-            return done(checks);
-        }
+    if self_pod.is_none() && let Err(e) = cluster.client.apiserver_version().await {
+        checks.push(Check::new("k8s_api_unreachable", "error", format!("Cannot reach Kubernetes API: {}", describe_error(&e))));
+        return done(checks);
     }
     let pod_ns = self_pod.as_ref().map(|p| p.namespace.clone());
     let namespace = str_field(&config, "namespace")

@@ -71,10 +71,8 @@ pub fn paperclip_env(rc: &RunContext, env: &HostEnv, self_pod: Option<&SelfPod>)
     set_if("PAPERCLIP_WAKE_COMMENT_ID", comment.as_deref());
     set_if("PAPERCLIP_APPROVAL_ID", ctx_str(c, "approvalId"));
     set_if("PAPERCLIP_APPROVAL_STATUS", ctx_str(c, "approvalStatus"));
-    if let Some(w @ Value::Object(m)) = c.get("paperclipWake") {
-        if !m.is_empty() {
-            e.set("PAPERCLIP_WAKE_PAYLOAD_JSON", w.to_string());
-        }
+    if let Some(w @ Value::Object(m)) = c.get("paperclipWake") && !m.is_empty() {
+        e.set("PAPERCLIP_WAKE_PAYLOAD_JSON", w.to_string());
     }
     let ws = crate::ctx::as_object(c.get("paperclipWorkspace").unwrap_or(&Value::Null));
     for (k, field) in [
@@ -103,10 +101,8 @@ pub fn paperclip_env(rc: &RunContext, env: &HostEnv, self_pod: Option<&SelfPod>)
         ("PAPERCLIP_RUNTIME_SERVICE_INTENTS_JSON", "paperclipRuntimeServiceIntents"),
         ("PAPERCLIP_RUNTIME_SERVICES_JSON", "paperclipRuntimeServices"),
     ] {
-        if let Some(v @ Value::Array(a)) = c.get(field) {
-            if !a.is_empty() {
-                e.set(k, v.to_string());
-            }
+        if let Some(v @ Value::Array(a)) = c.get(field) && !a.is_empty() {
+            e.set(k, v.to_string());
         }
     }
     if let Some(v) = ctx_str(c, "paperclipRuntimePrimaryUrl") {

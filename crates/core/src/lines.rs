@@ -24,12 +24,11 @@ pub struct LogLine {
 impl LogLine {
     /// Splits `<ts> <content>`. A line without a parsable prefix keeps all its bytes.
     pub fn parse(raw: &[u8]) -> LogLine {
-        if let Some(space) = raw.iter().take(64).position(|b| *b == b' ') {
-            if let Ok(s) = std::str::from_utf8(&raw[..space]) {
-                if let Ok(ts) = s.parse::<Timestamp>() {
-                    return LogLine { ts: Some(ts), bytes: raw[space + 1..].to_vec() };
-                }
-            }
+        if let Some(space) = raw.iter().take(64).position(|b| *b == b' ')
+            && let Ok(s) = std::str::from_utf8(&raw[..space])
+            && let Ok(ts) = s.parse::<Timestamp>()
+        {
+            return LogLine { ts: Some(ts), bytes: raw[space + 1..].to_vec() };
         }
         LogLine { ts: None, bytes: raw.to_vec() }
     }

@@ -211,10 +211,8 @@ impl<H: Host> LogFollower<H> {
         };
         // A clean EOF ends the last line even without a newline; after a drop
         // the partial line is discarded — the kubelet sends it again, whole.
-        if clean {
-            if let Some(line) = assembler.finish() {
-                self.admit(line, parser, &mut batch);
-            }
+        if clean && let Some(line) = assembler.finish() {
+            self.admit(line, parser, &mut batch);
         }
         if !batch.is_empty() {
             self.reporter.log(LogStream::Stdout, batch).await?;

@@ -143,7 +143,6 @@ struct Running {
     job_uid: Option<String>,
     prompt_secret: Option<String>,
     reattached: bool,
-    timeout_sec: i64,
 }
 
 enum Started {
@@ -263,7 +262,6 @@ async fn reattach<H: Host>(
         job_uid,
         prompt_secret: None,
         reattached: true,
-        timeout_sec: cfg.timeout_sec,
     }))
 }
 
@@ -362,7 +360,6 @@ async fn create<H: Host>(
         job_uid,
         prompt_secret: secret_name,
         reattached: false,
-        timeout_sec: cfg.timeout_sec,
     }))
 }
 
@@ -702,34 +699,28 @@ async fn follow<H: Host + 'static>(
         }
         // A watch the Role forbids will not start working by waiting: say so
         // now, in the words of the step that needed it, and clean up.
-        if let Some((since, msg)) = &pods_denied {
-            if since.elapsed() >= FORBIDDEN_GRACE && !spawned {
-                let (code, prefix) = if run.reattached { ("k8s_pod_reattach_failed", "Pod reattach failed") } else { ("k8s_pod_schedule_failed", "Pod scheduling failed") };
-                break Some(RunResult::error(code, &format!("{prefix}: cannot watch the Job's pods (the Role must allow list and watch on pods): {msg}")));
-            }
+        if let Some((since, msg)) = &pods_denied && since.elapsed() >= FORBIDDEN_GRACE && !spawned {
+            let (code, prefix) = if run.reattached { ("k8s_pod_reattach_failed", "Pod reattach failed") } else { ("k8s_pod_schedule_failed", "Pod scheduling failed") };
+            break Some(RunResult::error(code, &format!("{prefix}: cannot watch the Job's pods (the Role must allow list and watch on pods): {msg}")));
         }
-        if let Some((since, msg)) = &job_denied {
-            if since.elapsed() >= FORBIDDEN_GRACE {
-                break Some(RunResult::error(
+        if let Some((since, msg)) = &job_denied && since.elapsed() >= FORBIDDEN_GRACE {
+            break Some(RunResult::error(
+                "k8s_job_state_mismatch",
+                &format!("Job {} cannot be followed (the Role must allow list and watch on jobs): {msg}", run.job_name),
+            ));
+        }
+        if let Some(since) = watch_failing_since && since.elapsed() >= STATE_RECHECK {
+            view_tx.send_modify(|v| v.stop = true);
+            if let Some(t) = follower_task.take() { let _ = t.await; }
+            return Ok(Followed {
+                result: RunResult::error_with_exit(
                     "k8s_job_state_mismatch",
-                    &format!("Job {} cannot be followed (the Role must allow list and watch on jobs): {msg}", run.job_name),
-                ));
-            }
-        }
-        if let Some(since) = watch_failing_since {
-            if since.elapsed() >= STATE_RECHECK {
-                view_tx.send_modify(|v| v.stop = true);
-                if let Some(t) = follower_task.take() { let _ = t.await; }
-                return Ok(Followed {
-                    result: RunResult::error_with_exit(
-                        "k8s_job_state_mismatch",
-                        &format!("Job {} did not complete cleanly (log stream ended before job reached terminal state)", run.job_name),
-                        None,
-                    ),
-                    retain: true,
-                    job_already_deleted: false,
-                });
-            }
+                    &format!("Job {} did not complete cleanly (log stream ended before job reached terminal state)", run.job_name),
+                    None,
+                ),
+                retain: true,
+                job_already_deleted: false,
+            });
         }
     };
     if let Some(t) = follower_task.take() {
@@ -855,13 +846,10 @@ async fn cleanup<H: Host>(run: &Running, cfg: &AdapterConfig, retain_for_mismatc
     }
     if let Some(name) = &run.prompt_secret {
         let secrets: Api<Secret> = Api::namespaced(run.client.clone(), &run.namespace);
-        if let Err(e) = secrets.delete(name, &DeleteParams::default()).await {
-            if !is_not_found(&e) {
-                let _ = reporter.warn(format!("Warning: failed to delete prompt Secret {name}: {}", describe_error(&e))).await;
-            }
+        if let Err(e) = secrets.delete(name, &DeleteParams::default()).await && !is_not_found(&e) {
+            let _ = reporter.warn(format!("Warning: failed to delete prompt Secret {name}: {}", describe_error(&e))).await;
         }
     }
-    let _ = run.timeout_sec;
 }
 
 #[cfg(test)]

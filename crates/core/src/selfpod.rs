@@ -144,7 +144,8 @@ pub async fn discover(client: &Client, env: &HostEnv) -> Result<Option<SelfPod>,
 
 /// `(kubeconfig, HOSTNAME)` → the discovered pod. Only successes are cached
 /// (the original's rule), so a transient failure is retried next run.
-static CACHE: LazyLock<Mutex<HashMap<(String, String), Option<SelfPod>>>> = LazyLock::new(Default::default);
+type CacheKey = (String, String);
+static CACHE: LazyLock<Mutex<HashMap<CacheKey, Option<SelfPod>>>> = LazyLock::new(Default::default);
 
 /// [`discover`], cached after the first success.
 pub async fn cached_discover(client: &Client, env: &HostEnv, kubeconfig: Option<&str>) -> Result<Option<SelfPod>, SelfPodError> {

@@ -132,14 +132,12 @@ impl TranscriptParser {
         };
         let sid = obj.get("session_id").and_then(Value::as_str).filter(|s| !s.is_empty());
         match typ {
-            "system" => {
-                if obj.get("subtype").and_then(Value::as_str) == Some("init") {
-                    if let Some(s) = sid {
-                        self.t.session_id = Some(s.to_owned());
-                    }
-                    if let Some(m) = obj.get("model").and_then(Value::as_str).filter(|m| !m.is_empty()) {
-                        self.t.model = m.to_owned();
-                    }
+            "system" if obj.get("subtype").and_then(Value::as_str) == Some("init") => {
+                if let Some(s) = sid {
+                    self.t.session_id = Some(s.to_owned());
+                }
+                if let Some(m) = obj.get("model").and_then(Value::as_str).filter(|m| !m.is_empty()) {
+                    self.t.model = m.to_owned();
                 }
             }
             "assistant" => {
@@ -389,7 +387,7 @@ mod tests {
         p.feed(b"{\"type\":\"assistant\",\"message\":7}");
         p.feed(b"{\"type\":\"result\"}");
         p.feed(&vec![b'{'; 100_000]);
-        p.feed(format!("{}", "x".repeat(10_000)).as_bytes());
+        p.feed("x".repeat(10_000).as_bytes());
         let t = p.finish();
         assert!(t.first_unparsed_line.unwrap().contains("not json"));
         assert!(t.result_json.is_some());

@@ -96,6 +96,38 @@ describe("the node goes silent", () => {
   }, 120_000);
 });
 
+describe("the node goes silent and comes back", () => {
+  it("within nodeLostTimeoutSec: the run goes on, every line arrives once", async () => {
+    const n = 40;
+    const ctx = makeCtx({ scenario: `slow/seconds=40/lines=${n}`, config: { nodeLostTimeoutSec: 120 } });
+    let silenced = false;
+    let back = false;
+    try {
+      const r = await run(ctx, {
+        onLog: async (_s, chunk) => {
+          if (!silenced && chunk.includes('"text":"slow 2"')) {
+            silenced = true;
+            await fault("/faults/stop-heartbeat", {});
+          }
+          if (silenced && !back && chunk.includes("stopped reporting")) {
+            back = true;
+            await fault("/faults/clear", {});
+          }
+        },
+      });
+      expect(back).toBe(true);
+      expect(r.result.exitCode).toBe(0);
+      expect(r.stdout + r.stderr).toMatch(/Node \S+ is reporting again/);
+      const texts = r.lines.filter((l) => l.startsWith('{"type":"assistant"')).map((l) => JSON.parse(l).message.content[0]?.text);
+      expect(texts).toEqual(Array.from({ length: n }, (_, i) => `slow ${i + 1}`));
+      expect(r.lines.filter((l) => l.includes('"type":"result"'))).toHaveLength(1);
+    } finally {
+      await fault("/faults/clear", {});
+    }
+    await expect.poll(() => jobsOf(ctx.agent.id).length, { timeout: 60_000 }).toBe(0);
+  }, 180_000);
+});
+
 describe("the host process killed mid-run", () => {
   // A real host process (node importing the package) runs execute and is
   // SIGKILLed while its Job streams. The next heartbeat, in another process,

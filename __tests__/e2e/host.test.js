@@ -328,14 +328,15 @@ describe(`the real Paperclip host ${HOST_VERSIONS[0]} off-cluster`, () => {
     const agent = await createAgent(company.id, "Off-cluster Agent", `plain/text=${encodeURIComponent(text)}`, {
       base,
       image: "claude-k8s/local:dev",
-      // No pod to inherit a writable /paperclip from: the CLI's HOME comes from config too.
-      env: { ANTHROPIC_API_KEY: "sk-mock-offcluster", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1", HOME: "/tmp" },
+      env: { ANTHROPIC_API_KEY: "sk-mock-offcluster", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1" },
     });
     const run = await waitForRun((await json("POST", `/agents/${agent.id}/heartbeat/invoke`, {}, base)).id, 120_000, base);
     expect(run).toMatchObject({ status: "succeeded", exitCode: 0, errorCode: null });
     expect(run.sessionIdAfter).toMatch(/^[0-9a-f-]{36}$/);
     const log = stdoutOf((await json("GET", `/heartbeat-runs/${run.id}/log`, undefined, base)).content);
     expect(log).toContain("Off-cluster mode: no self pod to inherit from");
+    // No PVC to inherit: HOME (/paperclip) is an emptyDir the CLI (uid 1000) can write its session to.
+    expect(log).toContain("No PVC inherited: /paperclip is an emptyDir in the Job pod");
     expect(log).toContain(text);
     expect(log).not.toContain("sk-mock-offcluster");
     expect(jobsOf(agent.id)).toEqual([]);

@@ -268,7 +268,14 @@ pub fn build_job(input: &JobInput) -> Result<JobPlan, JobError> {
             mounts.push(mount("data", "/paperclip", false));
             notes.push(format!("Inherited PVC {claim} at /paperclip (sessions persist across runs)"));
         }
-        None => notes.push("No PVC inherited: /paperclip is not persistent in the Job pod (sessions will not resume)".into()),
+        None => {
+            // HOME and the default working directory are /paperclip: without a
+            // volume there it is whatever the image has, usually missing or
+            // root's, and the CLI (uid 1000) cannot keep its session files.
+            volumes.push(Volume { name: "data".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() });
+            mounts.push(mount("data", "/paperclip", false));
+            notes.push("No PVC inherited: /paperclip is an emptyDir in the Job pod (sessions will not resume)".into());
+        }
     }
     for sv in pod.map(|p| p.secret_volumes.as_slice()).unwrap_or_default() {
         volumes.push(Volume {

@@ -202,7 +202,13 @@ fn off_cluster_mode_builds_from_config() {
     assert_eq!(j["metadata"]["namespace"], "agents");
     assert_eq!(j["spec"]["template"]["spec"]["containers"][0]["image"], "claude:1");
     assert!(plan.notes.iter().any(|n| n.starts_with("Off-cluster mode")));
-    assert_eq!(j["spec"]["template"]["spec"]["volumes"], json!([{"name": "prompt", "emptyDir": {}}]));
+    // No PVC to inherit: /paperclip (HOME, the default cwd) is a writable emptyDir.
+    assert_eq!(j["spec"]["template"]["spec"]["volumes"], json!([{"name": "prompt", "emptyDir": {}}, {"name": "data", "emptyDir": {}}]));
+    assert_eq!(
+        j["spec"]["template"]["spec"]["containers"][0]["volumeMounts"],
+        json!([{"name": "prompt", "mountPath": "/tmp/prompt"}, {"name": "data", "mountPath": "/paperclip"}])
+    );
+    assert!(plan.notes.iter().any(|n| n == "No PVC inherited: /paperclip is an emptyDir in the Job pod (sessions will not resume)"));
 }
 
 #[test]

@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testEnvironment } from "../../server.js";
-import { NS, cluster, dropIdentity, identityWithout, inPaperclipPod, jobsOf, kubectl, makeCtx, run } from "./harness.js";
+import { NS, cluster, dropIdentity, identityWithout, inPaperclipPod, jobsOf, k8sMinor, kubectl, makeCtx, run } from "./harness.js";
 
 inPaperclipPod(beforeAll);
 
@@ -51,6 +51,8 @@ describe("testEnvironment", () => {
     ["secrets", "get", "k8s_rbac_secret_get"],
     ["secrets", "patch", "k8s_rbac_secret_patch"],
     ["persistentvolumeclaims", "get", "k8s_rbac_pvc_get"],
+    ["events", "list", "k8s_rbac_event_list"],
+    ["events", "watch", "k8s_rbac_event_watch"],
   ])("the Role without %s %s: testEnvironment reports %s, with a hint", async (resource, verb, code) => {
     const kubeconfig = identityWithout("tester-2", resource, verb);
     // RBAC changes reach the apiserver's authorizer through its cache: poll.
@@ -123,7 +125,9 @@ describe("execute with one verb missing from the Role", () => {
     expect(jobsOf(ctx.agent.id)).toEqual([]);
   });
 
-  it.each([["list"], ["watch"]])("%s pods → k8s_pod_schedule_failed saying the pods cannot be watched", async (verb) => {
+  // A streaming list (1.34+) is one watch request: `list` is not asked for.
+  const streamingLists = k8sMinor >= 34;
+  it.each(streamingLists ? [["watch"]] : [["list"], ["watch"]])("%s pods → k8s_pod_schedule_failed saying the pods cannot be watched", async (verb) => {
     const ctx = makeCtx({ scenario: "slow/seconds=30/lines=3" });
     const r = await runWithout("pods", verb, ctx);
     expect(r.result.errorCode).toBe("k8s_pod_schedule_failed");
@@ -139,6 +143,16 @@ describe("execute with one verb missing from the Role", () => {
     expect(r.result.errorMessage).toMatch(/^Failed to create prompt Secret: /);
     expect(r.result.errorMessage).toMatch(denied);
     expect(jobsOf(ctx.agent.id)).toEqual([]);
+  });
+
+  it.runIf(streamingLists)("list pods, on a cluster that serves streaming lists → the run is not affected (its pod watch is one watch request)", async () => {
+    const r = await runWithout("pods", "list", makeCtx({ scenario: "plain/text=Watched%20only." }));
+    expect(r.result).toMatchObject({ exitCode: 0, summary: "Watched only." });
+  });
+
+  it("list events → a run whose pod is admitted is not affected (events are read only for a Job left without a pod)", async () => {
+    const r = await runWithout("events", "list", makeCtx({ scenario: "plain/text=No%20events%20needed." }));
+    expect(r.result).toMatchObject({ exitCode: 0, summary: "No events needed." });
   });
 
   it("delete jobs → the run succeeds and warns that its Job could not be deleted", async () => {

@@ -4,7 +4,7 @@
 // and what is left behind are asserted.
 import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { NS, cluster, inPaperclipPod, getJson, jobsOf, kubectl, leftovers, makeCtx, run } from "./harness.js";
+import { NS, RESTRICTED_CONTAINER, RESTRICTED_POD, cluster, inPaperclipPod, getJson, jobsOf, kubectl, leftovers, makeCtx, run } from "./harness.js";
 
 const noRetry = { CLAUDE_CODE_MAX_RETRIES: "0" };
 
@@ -28,7 +28,11 @@ function orphanJob({ agentId, runId, taskId, sessionId, name }) {
         backoffLimit: 0,
         template: {
           metadata: { labels },
-          spec: { restartPolicy: "Never", containers: [{ name: "claude", image: "x", command: ["sleep", "120"] }] },
+          spec: {
+            restartPolicy: "Never",
+            securityContext: RESTRICTED_POD,
+            containers: [{ name: "claude", image: "x", command: ["sleep", "120"], securityContext: RESTRICTED_CONTAINER }],
+          },
         },
       },
     }),

@@ -5,7 +5,7 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { NS, fault, getJson, inPaperclipPod, jobsOf, kubectl, leftovers, makeCtx, run } from "./harness.js";
+import { NS, fault, getJson, inPaperclipPod, jobsOf, k8sMinor as minor, kubectl, leftovers, makeCtx, run } from "./harness.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
 
@@ -34,7 +34,11 @@ describe("pressure and evictions", () => {
     await expect.poll(() => jobsOf(agentId).length, { timeout: 60_000 }).toBe(0);
   }, 180_000);
 
-  it("the pod evicted mid-answer → claude_truncated, the cause says the pod is gone", async () => {
+  // Evicted mid-answer: once by the kubelet (the node under memory pressure:
+  // the pod stays, Failed/Evicted, with DisruptionTarget from 1.26), once
+  // through the real Eviction API (what `kubectl drain` does: the apiserver
+  // marks the pod DisruptionTarget from 1.26 and deletes it gracefully).
+  async function evictedMidAnswer(evict) {
     const ctx = makeCtx({ scenario: "stall/output=5/text=Before%20eviction" });
     let evicted = false;
     const seen = [];
@@ -43,18 +47,40 @@ describe("pressure and evictions", () => {
         seen.push(chunk);
         if (!evicted && chunk.includes("Before eviction")) {
           evicted = true;
-          const pod = /\[paperclip\] Pod (\S+):/.exec(seen.join(""))[1];
-          await fault("/faults/evict", { namespace: NS, pod });
+          await evict(/\[paperclip\] Pod (\S+):/.exec(seen.join(""))[1]);
         }
       },
     });
     expect(evicted).toBe(true);
     expect(r.result.errorCode).toBe("claude_truncated");
-    expect(r.result.errorMessage).toMatch(/no result event arrived; pod is gone — Job pod was removed \(eviction, preemption, or external delete\) before exit could be read$/);
-    // Kubernetes 1.20's Job controller sometimes starts a replacement pod for
-    // the evicted one even with backoffLimit 0: it is not followed, and goes with the Job.
+    expect(r.result.errorMessage).toMatch(/no result event arrived; /);
+    // Nothing is left: not the evicted pod, not a replacement (1.20's Job
+    // controller starts one for a deleted pod even with backoffLimit 0; it is not followed).
     await expect.poll(() => jobsOf(ctx.agent.id).length, { timeout: 60_000 }).toBe(0);
     await expect.poll(() => leftovers(ctx.runId).pods.length, { timeout: 60_000 }).toBe(0);
+    return r;
+  }
+
+  it("evicted by the kubelet mid-answer → claude_truncated; the cause names the eviction and its message", async () => {
+    const r = await evictedMidAnswer((pod) => fault("/faults/evict", { namespace: NS, pod }));
+    const reason = minor >= 26 ? "TerminationByKubelet" : "Evicted";
+    expect(r.result.errorMessage).toMatch(
+      new RegExp(`exit code 137, SIGKILL .*; the pod was disrupted: ${reason}: The node was low on resource: memory\\.`),
+    );
+  }, 120_000);
+
+  it("evicted through the Eviction API mid-answer → claude_truncated; the cause says so", async () => {
+    const r = await evictedMidAnswer(async (pod) => {
+      const apiVersion = minor >= 22 ? "policy/v1" : "policy/v1beta1";
+      kubectl(["create", "--raw", `/api/v1/namespaces/${NS}/pods/${pod}/eviction`, "-f", "-"], {
+        input: JSON.stringify({ apiVersion, kind: "Eviction", metadata: { name: pod, namespace: NS } }),
+      });
+    });
+    if (minor >= 26) {
+      expect(r.result.errorMessage).toMatch(/; the pod was disrupted: EvictionByEvictionAPI: Eviction API: evicting$/);
+    } else {
+      expect(r.result.errorMessage).toMatch(/no result event arrived; (exit code 143, SIGTERM|pod is gone — )/);
+    }
   }, 120_000);
 });
 

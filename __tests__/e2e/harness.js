@@ -10,6 +10,13 @@ export const cluster = inject("cluster");
 export const mockUrl = inject("mockUrl");
 export const NS = "paperclip";
 export const SELF_POD = "paperclip-host";
+/** The local cluster's Kubernetes minor version (37, or 20 for the oldest we claim). */
+export const k8sMinor = Number((cluster.K8S_VERSION ?? "1.20.2").split(".")[1]);
+
+// What Pod Security `restricted` (enforced in the e2e namespace) asks of a
+// pod and of each container: the tests' own pods and Jobs carry it too.
+export const RESTRICTED_POD = { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, seccompProfile: { type: "RuntimeDefault" } };
+export const RESTRICTED_CONTAINER = { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } };
 
 export function kubectl(args, { admin = true, input, allowFail = false } = {}) {
   const kubeconfig = admin ? cluster.ADMIN_KUBECONFIG : cluster.KUBECONFIG;
@@ -43,12 +50,13 @@ export function ensureSelfPod() {
       kind: "Pod",
       metadata: { name: SELF_POD, namespace: NS, labels: { app: "paperclip" } },
       spec: {
-        securityContext: { runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000 },
+        securityContext: { ...RESTRICTED_POD, fsGroup: 1000 },
         containers: [
           {
             name: "paperclip",
             image: "claude-k8s/local:dev",
             command: ["sleep", "infinity"],
+            securityContext: RESTRICTED_CONTAINER,
             env: [
               { name: "DISABLE_TELEMETRY", value: "1" },
               { name: "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", value: "1" },

@@ -16,6 +16,8 @@ use kube::{Client, Config};
 #[derive(Clone)]
 pub struct Cluster {
     pub client: Client,
+    /// Whether this apiserver serves streaming lists (learned by the first watch).
+    pub lists: std::sync::Arc<crate::watch::ListSupport>,
     /// The kubeconfig context's namespace, or the service account's, or `default`.
     pub default_namespace: String,
 }
@@ -51,7 +53,7 @@ pub async fn connect(kubeconfig: Option<&str>) -> Result<Cluster, ConnectError> 
     };
     let default_namespace = config.default_namespace.clone();
     let client = Client::try_from(config).map_err(ConnectError::Client)?;
-    let cluster = Cluster { client, default_namespace };
+    let cluster = Cluster { client, default_namespace, lists: Default::default() };
     CLUSTERS.lock().unwrap_or_else(|p| p.into_inner()).insert(key, cluster.clone());
     Ok(cluster)
 }

@@ -21,6 +21,10 @@ pub const DEFAULT_PROMPT_TEMPLATE: &str = "You are agent {{agent.id}} ({{agent.n
 pub enum ConfigError {
     #[error("invalid tolerations: {0}")]
     Tolerations(String),
+    /// `podSecurityContext` / `securityContext` that is not an object of
+    /// that Kubernetes type.
+    #[error("invalid {key}: {detail}")]
+    SecurityContext { key: &'static str, detail: String },
 }
 
 /// Container resources after defaults.
@@ -53,6 +57,11 @@ pub struct AdapterConfig {
     pub ttl_seconds_after_finished: i64,
     pub node_selector: BTreeMap<String, String>,
     pub tolerations: Vec<Toleration>,
+    /// Fields laid over the Job pod's own `securityContext` (the pod's, and
+    /// each container's), as JSON objects already checked to be of the
+    /// Kubernetes type. Empty when not set.
+    pub pod_security_context: Map<String, Value>,
+    pub container_security_context: Map<String, Value>,
     pub labels: BTreeMap<String, String>,
     pub enable_rtk: bool,
     pub rtk_max_output_bytes: i64,
@@ -162,6 +171,26 @@ pub fn parse_tolerations(v: Option<&Value>) -> Result<Vec<Toleration>, ConfigErr
         .collect()
 }
 
+/// `podSecurityContext` / `securityContext`: an object or a JSON object
+/// string, of the Kubernetes type `T` (checked here, so that a typo is a
+/// config error before anything is created rather than a field the
+/// apiserver drops).
+pub fn parse_security_context<T: serde::de::DeserializeOwned>(
+    key: &'static str,
+    v: Option<&Value>,
+) -> Result<Map<String, Value>, ConfigError> {
+    let err = |detail: String| ConfigError::SecurityContext { key, detail };
+    let object = match v {
+        None | Some(Value::Null) => return Ok(Map::new()),
+        Some(Value::String(s)) if s.trim().is_empty() => return Ok(Map::new()),
+        Some(Value::String(s)) => serde_json::from_str::<Value>(s).map_err(|e| err(format!("not valid JSON ({e})")))?,
+        Some(other) => other.clone(),
+    };
+    let Value::Object(map) = object else { return Err(err("expected an object".into())) };
+    serde_json::from_value::<T>(Value::Object(map.clone())).map_err(|e| err(e.to_string()))?;
+    Ok(map)
+}
+
 fn resources(m: &Map<String, Value>) -> Resources {
     // The nested form the original's own doc describes…
     let nested = |section: &str, key: &str| {
@@ -216,6 +245,14 @@ impl AdapterConfig {
             ttl_seconds_after_finished: as_number(m, "ttlSecondsAfterFinished", 300),
             node_selector: parse_key_values(m.get("nodeSelector")),
             tolerations: parse_tolerations(m.get("tolerations"))?,
+            pod_security_context: parse_security_context::<k8s_openapi::api::core::v1::PodSecurityContext>(
+                "podSecurityContext",
+                m.get("podSecurityContext"),
+            )?,
+            container_security_context: parse_security_context::<k8s_openapi::api::core::v1::SecurityContext>(
+                "securityContext",
+                m.get("securityContext"),
+            )?,
             labels: parse_key_values(m.get("labels")),
             enable_rtk: as_bool(m, "enableRtk", false),
             rtk_max_output_bytes: as_number(m, "rtkMaxOutputBytes", 50_000),

@@ -82,6 +82,8 @@ pub const EXECUTE_VERBS: &[Permission] = &[
     perm("k8s_rbac_secret_get", "", "secrets", None, "get", "get secrets"),
     perm("k8s_rbac_secret_patch", "", "secrets", None, "patch", "patch secrets"),
     perm("k8s_rbac_pvc_get", "", "persistentvolumeclaims", None, "get", "get persistentvolumeclaims"),
+    perm("k8s_rbac_event_list", "", "events", None, "list", "list events"),
+    perm("k8s_rbac_event_watch", "", "events", None, "watch", "watch events"),
 ];
 
 fn status_of(checks: &[Check]) -> &'static str {

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EmptyDirVolumeSource, EnvVar, PersistentVolumeClaimVolumeSource, PodSecurityContext,
-    PodSpec, PodTemplateSpec, ResourceRequirements, Secret, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -181,15 +181,53 @@ fn quantity_map(cpu: &str, memory: &str) -> BTreeMap<String, Quantity> {
     BTreeMap::from([("cpu".to_owned(), Quantity(cpu.to_owned())), ("memory".to_owned(), Quantity(memory.to_owned()))])
 }
 
-fn container_security() -> SecurityContext {
-    SecurityContext {
+/// The defaults with the user's fields laid over them: a top-level key of
+/// `over` replaces the default's (`capabilities` as a whole, say). Both
+/// halves are of the type already (config checked `over`), so the result is.
+fn overlay<T: serde::Serialize + serde::de::DeserializeOwned>(base: T, over: &serde_json::Map<String, serde_json::Value>) -> T {
+    if over.is_empty() {
+        return base;
+    }
+    let mut merged = match serde_json::to_value(&base) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => return base,
+    };
+    for (k, v) in over {
+        merged.insert(k.clone(), v.clone());
+    }
+    serde_json::from_value(serde_json::Value::Object(merged)).unwrap_or(base)
+}
+
+/// Each container's securityContext: what Pod Security `restricted` asks of
+/// a container (no privilege escalation, every capability dropped, non-root),
+/// with `securityContext` from config laid over it.
+fn container_security(cfg: &AdapterConfig) -> SecurityContext {
+    let base = SecurityContext {
         capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
         read_only_root_filesystem: Some(false),
         run_as_non_root: Some(true),
         run_as_user: Some(1000),
         allow_privilege_escalation: Some(false),
         ..Default::default()
-    }
+    };
+    overlay(base, &cfg.container_security_context)
+}
+
+/// The pod's securityContext: uid/gid 1000 (Claude refuses
+/// `--dangerously-skip-permissions` as root) and the `RuntimeDefault`
+/// seccomp profile that `restricted` requires, with `podSecurityContext`
+/// from config laid over it.
+fn pod_security(cfg: &AdapterConfig) -> PodSecurityContext {
+    let base = PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(1000),
+        run_as_group: Some(1000),
+        fs_group: Some(1000),
+        fs_group_change_policy: Some("OnRootMismatch".into()),
+        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }),
+        ..Default::default()
+    };
+    overlay(base, &cfg.pod_security_context)
 }
 
 fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
@@ -318,7 +356,7 @@ pub fn build_job(input: &JobInput) -> Result<JobPlan, JobError> {
         env: Some(env),
         env_from,
         volume_mounts: Some(mounts),
-        security_context: Some(container_security()),
+        security_context: Some(container_security(cfg)),
         resources: Some(ResourceRequirements {
             requests: Some(quantity_map(&r.requests_cpu, &r.requests_memory)),
             limits: Some(quantity_map(&r.limits_cpu, &r.limits_memory)),
@@ -333,7 +371,7 @@ pub fn build_job(input: &JobInput) -> Result<JobPlan, JobError> {
         command: Some(vec!["sh".into(), "-c".into(), init_command]),
         env: init_env,
         volume_mounts: Some(init_mounts),
-        security_context: Some(container_security()),
+        security_context: Some(container_security(cfg)),
         resources: Some(ResourceRequirements {
             requests: Some(quantity_map("10m", "16Mi")),
             limits: Some(quantity_map("100m", "64Mi")),
@@ -344,14 +382,7 @@ pub fn build_job(input: &JobInput) -> Result<JobPlan, JobError> {
     let pod_spec = PodSpec {
         restart_policy: Some("Never".into()),
         service_account_name: cfg.service_account_name.clone(),
-        security_context: Some(PodSecurityContext {
-            run_as_non_root: Some(true),
-            run_as_user: Some(1000),
-            run_as_group: Some(1000),
-            fs_group: Some(1000),
-            fs_group_change_policy: Some("OnRootMismatch".into()),
-            ..Default::default()
-        }),
+        security_context: Some(pod_security(cfg)),
         image_pull_secrets: pod.map(|p| p.image_pull_secrets.clone()).filter(|v| !v.is_empty()),
         dns_config: pod.and_then(|p| p.dns_config.clone()),
         node_selector: (!cfg.node_selector.is_empty()).then(|| cfg.node_selector.clone()),

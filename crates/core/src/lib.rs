@@ -32,6 +32,7 @@ pub mod guard;
 pub mod pod;
 pub mod cancel;
 pub mod cluster;
+pub mod watch;
 pub mod report;
 pub mod logs;
 pub mod run;

@@ -138,10 +138,23 @@ pub struct RunFacts {
     pub workspace: WorkspaceParams,
     pub pod_gone: bool,
     pub pod_phase: Option<String>,
+    /// Why the pod was disrupted, when Kubernetes said so: the
+    /// `DisruptionTarget` condition (1.26+: eviction by the kubelet or the
+    /// Eviction API, preemption, a lost node's taint) or a kubelet's
+    /// `Evicted` status — see [`crate::pod::disruption`].
+    pub pod_disruption: Option<String>,
 }
 
 /// `describeTruncationCause`.
 pub fn describe_truncation_cause(pod: Option<&PodTermination>, facts: &RunFacts) -> String {
+    let cause = truncation_cause(pod, facts);
+    match &facts.pod_disruption {
+        Some(d) => format!("{cause}; the pod was disrupted: {d}"),
+        None => cause,
+    }
+}
+
+fn truncation_cause(pod: Option<&PodTermination>, facts: &RunFacts) -> String {
     let Some(p) = pod else {
         if facts.pod_gone {
             return "pod is gone — Job pod was removed (eviction, preemption, or external delete) before exit could be read".into();

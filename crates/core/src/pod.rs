@@ -158,6 +158,26 @@ pub fn claude_status(pod: &Pod) -> Option<&ContainerStatus> {
     pod.status.as_ref()?.container_statuses.as_ref()?.iter().find(|cs| cs.name == CLAUDE_CONTAINER)
 }
 
+/// Why Kubernetes disrupted the pod, when it says so: the `DisruptionTarget`
+/// condition (`reason: message`; set from 1.26 on by the kubelet's
+/// node-pressure eviction, the Eviction API, preemption and the taint
+/// manager), or else the status a kubelet leaves on a pod it evicted
+/// (`Evicted: message`, every version).
+pub fn disruption(pod: &Pod) -> Option<String> {
+    let status = pod.status.as_ref()?;
+    let target = status.conditions.iter().flatten().find(|c| c.type_ == "DisruptionTarget" && c.status == "True");
+    let said = |reason: Option<&str>, message: Option<&str>| match (reason, message.filter(|m| !m.is_empty())) {
+        (Some(r), Some(m)) => format!("{r}: {m}"),
+        (Some(r), None) => r.to_owned(),
+        (None, Some(m)) => m.to_owned(),
+        (None, None) => "unknown".to_owned(),
+    };
+    if let Some(c) = target {
+        return Some(said(c.reason.as_deref(), c.message.as_deref()));
+    }
+    (status.reason.as_deref() == Some("Evicted")).then(|| said(Some("Evicted"), status.message.as_deref()))
+}
+
 /// A running pod whose node has stopped reporting, as the apiserver shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeSilence {
@@ -277,6 +297,20 @@ mod tests {
 
     fn claude_running(ready: bool) -> serde_json::Value {
         json!([{"name": "claude", "ready": ready, "restartCount": 0, "image": "c", "imageID": "", "state": {"running": {}}}])
+    }
+
+    #[test]
+    fn disruption_from_the_condition_or_a_kubelet_eviction() {
+        let p = pod(json!({"phase": "Failed", "reason": "Evicted", "message": "The node was low on resource: memory.",
+            "conditions": [{"type": "DisruptionTarget", "status": "True", "reason": "TerminationByKubelet", "message": "The node was low on resource: memory."}]}));
+        assert_eq!(disruption(&p).as_deref(), Some("TerminationByKubelet: The node was low on resource: memory."));
+        // 1.20: no condition, only the kubelet's status.
+        let p = pod(json!({"phase": "Failed", "reason": "Evicted", "message": "The node was low on resource: memory."}));
+        assert_eq!(disruption(&p).as_deref(), Some("Evicted: The node was low on resource: memory."));
+        let p = pod(json!({"phase": "Running", "conditions": [{"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting"}]}));
+        assert_eq!(disruption(&p).as_deref(), Some("EvictionByEvictionAPI: Eviction API: evicting"));
+        assert_eq!(disruption(&pod(json!({"phase": "Failed", "reason": "DeadlineExceeded"}))), None);
+        assert_eq!(disruption(&pod(json!({"phase": "Running", "conditions": [{"type": "DisruptionTarget", "status": "False"}]}))), None);
     }
 
     #[test]

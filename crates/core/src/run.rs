@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod, Secret};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
@@ -65,6 +65,11 @@ const STATE_RECHECK: Duration = Duration::from_secs(60);
 const FORBIDDEN_GRACE: Duration = Duration::from_secs(8);
 /// After the Job vanished, how long the log may still drain.
 const JOB_GONE_DRAIN: Duration = Duration::from_secs(10);
+/// How long a new Job may be without a pod before its events are read for
+/// a refused pod (Pod Security, a quota, a LimitRange). The Job controller
+/// creates the pod within milliseconds; admission refuses it as fast, and
+/// only says so in a `FailedCreate` event: the Job itself shows nothing.
+const NO_POD_YET: Duration = Duration::from_secs(3);
 
 /// Per-agent locks around guard + create (FAR-29): two runs of one agent never
 /// both pass the guard; different agents never wait on each other.
@@ -138,6 +143,7 @@ pub async fn execute_with<H: Host + 'static>(
 /// A Job we created or reattached to, and what cleanup must know of it.
 struct Running {
     client: Client,
+    lists: Arc<crate::watch::ListSupport>,
     namespace: String,
     job_name: String,
     job_uid: Option<String>,
@@ -204,20 +210,21 @@ async fn start<H: Host>(
     }
 
     if let Verdict::Reattach(target) = verdict {
-        return reattach(rc, cfg, cluster.client.clone(), target, session_label.as_deref(), reporter).await;
+        return reattach(rc, cfg, &cluster, target, session_label.as_deref(), reporter).await;
     }
-    create(rc, env, cfg, cluster.client.clone(), &namespace, self_pod.as_ref(), &prepared, reporter).await
+    create(rc, env, cfg, &cluster, &namespace, self_pod.as_ref(), &prepared, reporter).await
 }
 
 async fn reattach<H: Host>(
     rc: &RunContext,
     cfg: &AdapterConfig,
-    client: Client,
+    cluster: &crate::cluster::Cluster,
     target: ReattachTarget,
     session_label: Option<&str>,
     reporter: &Reporter<H>,
 ) -> Result<Started, RunError> {
     let ReattachTarget { job_name, namespace, prior_run_id, image } = target;
+    let client = cluster.client.clone();
     reporter
         .meta(json!({
             "adapterType": guard::ADAPTER_TYPE,
@@ -257,6 +264,7 @@ async fn reattach<H: Host>(
     }
     Ok(Started::Running(Running {
         client,
+        lists: cluster.lists.clone(),
         namespace,
         job_name,
         job_uid,
@@ -270,12 +278,13 @@ async fn create<H: Host>(
     rc: &RunContext,
     env: &HostEnv,
     cfg: &AdapterConfig,
-    client: Client,
+    cluster: &crate::cluster::Cluster,
     namespace: &str,
     self_pod: Option<&crate::selfpod::SelfPod>,
     prepared: &crate::bundle::PreparedRun,
     reporter: &Reporter<H>,
 ) -> Result<Started, RunError> {
+    let client = cluster.client.clone();
     let input = crate::job::JobInput {
         ctx: rc,
         config: cfg,
@@ -355,6 +364,7 @@ async fn create<H: Host>(
         .await?;
     Ok(Started::Running(Running {
         client,
+        lists: cluster.lists.clone(),
         namespace: plan.namespace.clone(),
         job_name: plan.job_name.clone(),
         job_uid,
@@ -462,8 +472,9 @@ async fn follow<H: Host + 'static>(
         Some(uid) => format!("controller-uid={uid}"),
         None => format!("job-name={}", run.job_name),
     };
-    let mut pod_events = watcher(pods.clone(), watcher::Config::default().labels(&selector)).default_backoff().boxed();
-    let mut job_events = kube::runtime::watcher::watch_object(jobs.clone(), &run.job_name).default_backoff().boxed();
+    let mut pod_events =
+        crate::watch::watch(pods.clone(), watcher::Config::default().labels(&selector), run.lists.clone()).default_backoff().boxed();
+    let mut job_events = crate::watch::watch_object(jobs.clone(), &run.job_name, run.lists.clone()).default_backoff().boxed();
 
     let (view_tx, view_rx) = watch::channel(ContainerView::default());
     let mut parser = TranscriptParser::new(cfg.model.as_deref().unwrap_or_default());
@@ -505,6 +516,11 @@ async fn follow<H: Host + 'static>(
     let mut cancel_tick = tokio::time::interval_at(tokio::time::Instant::now() + cancel::POLL_INTERVAL, cancel::POLL_INTERVAL);
     let job_gone_drain = tokio::time::sleep(Duration::from_secs(u64::MAX / 4));
     tokio::pin!(job_gone_drain);
+    let no_pod_yet = tokio::time::sleep(NO_POD_YET);
+    tokio::pin!(no_pod_yet);
+    // The Job's `FailedCreate` events, watched only once it has gone NO_POD_YET without a pod.
+    let mut refusals: Option<futures::stream::BoxStream<'static, Result<watcher::Event<CoreEvent>, watcher::Error>>> = None;
+    let mut refusals_opened = false;
 
     // The loop ends when the follower has finished, or a decision ends the run early.
     let early: Option<RunResult> = loop {
@@ -641,6 +657,34 @@ async fn follow<H: Host + 'static>(
                     Err(e) => return Err(RunError::Setup(format!("log follower failed: {e}"))),
                 }
             }
+            _ = &mut no_pod_yet, if !refusals_opened && !book.ever_seen && !run.reattached && run.job_uid.is_some() => {
+                refusals_opened = true;
+                let events: Api<CoreEvent> = Api::namespaced(run.client.clone(), &run.namespace);
+                let fields = format!("involvedObject.uid={},reason=FailedCreate", run.job_uid.as_deref().unwrap_or_default());
+                refusals = Some(crate::watch::watch(events, watcher::Config::default().fields(&fields), run.lists.clone()));
+            }
+            ev = async { refusals.as_mut().expect("guarded").next().await }, if refusals.is_some() && !book.ever_seen => {
+                match ev {
+                    Some(Ok(watcher::Event::Apply(e) | watcher::Event::InitApply(e))) => {
+                        // "Error creating: pods \"…\" is forbidden: violates PodSecurity …": admission
+                        // refused the pod, and will refuse every retry of the same template.
+                        let msg = e.message.unwrap_or_default();
+                        if msg.contains("forbidden") {
+                            break Some(RunResult::error(
+                                "k8s_job_create_failed",
+                                &format!("Failed to create Kubernetes Job: Job {} was created but its pod was refused — {msg}", run.job_name),
+                            ));
+                        }
+                    }
+                    Some(Err(e)) => {
+                        // No right to read events (or they fail): the schedule timeout still ends the wait.
+                        tracing::debug!(error = %e, "events watch failed; not watching for refused pods");
+                        refusals = None;
+                    }
+                    None => refusals = None,
+                    Some(Ok(_)) => {}
+                }
+            }
             _ = &mut schedule_deadline, if !started && !spawned && job_gone_at.is_none() => {
                 let code = if run.reattached { "k8s_pod_reattach_failed" } else { "k8s_pod_schedule_failed" };
                 let prefix = if run.reattached { "Pod reattach failed" } else { "Pod scheduling failed" };
@@ -753,6 +797,7 @@ async fn follow<H: Host + 'static>(
         workspace: crate::outcome::WorkspaceParams::from_context(&rc.context),
         pod_gone,
         pod_phase: current.and_then(|p| p.status.as_ref()).and_then(|s| s.phase.clone()),
+        pod_disruption: book.last_known().and_then(pod::disruption),
     };
     if transcript_is_unknown_session(&facts, &transcript, termination.as_ref()) {
         reporter.info("Claude session is unavailable; clearing for next run.").await?;
@@ -805,9 +850,15 @@ fn note_denied(denied: &mut Option<(Instant, String)>, e: &watcher::Error) {
     }
 }
 
+/// The Job's deadline has passed, by the Job controller's word: `Failed`
+/// with reason `DeadlineExceeded`, or (1.31+) the interim `FailureTarget`
+/// it writes first — `Failed` follows only once the pod it deletes has
+/// terminated, after our log has ended.
 fn job_deadline_exceeded(job: &Job) -> bool {
     job.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
-        cs.iter().any(|c| c.type_ == "Failed" && c.status == "True" && c.reason.as_deref() == Some("DeadlineExceeded"))
+        cs.iter().any(|c| {
+            matches!(c.type_.as_str(), "Failed" | "FailureTarget") && c.status == "True" && c.reason.as_deref() == Some("DeadlineExceeded")
+        })
     })
 }
 

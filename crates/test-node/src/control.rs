@@ -4,7 +4,9 @@
 //!   prefix, e.g. a Job's name) ends after N bytes or N seconds;
 //! - `POST /faults/oom {"namespace","pod","container"?}`: SIGKILL the container,
 //!   reported as `OOMKilled`, exit 137;
-//! - `POST /faults/evict {"namespace","pod"}`: delete the pod as an eviction would;
+//! - `POST /faults/evict {"namespace","pod"}`: evict the pod as a kubelet under
+//!   memory pressure does (containers killed, `Failed`/`Evicted`, the
+//!   `DisruptionTarget` condition from 1.26; the pod object stays);
 //! - `POST /faults/stop-heartbeat`: the node goes silent: no node or pod status
 //!   updates, no logs served (its containers keep running, as on a partitioned node);
 //! - `POST /faults/clear`; `GET /pods`: what runs.
@@ -106,9 +108,9 @@ async fn handle(state: Arc<NodeState>, req: Request<hyper::body::Incoming>) -> R
                 false => reply(StatusCode::NOT_FOUND, json!({"error": "no such running container"})),
             }
         }
-        ("POST", "/faults/evict") => match state.evict(&s("namespace"), &s("pod")).await {
+        ("POST", "/faults/evict") => match state.evict(&s("namespace"), &s("pod")) {
             Ok(()) => reply(StatusCode::OK, json!({"ok": true})),
-            Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": e})),
+            Err(e) => reply(StatusCode::NOT_FOUND, json!({"error": e})),
         },
         ("POST", "/faults/stop-heartbeat") => {
             state.faults.silent.store(true, Ordering::SeqCst);

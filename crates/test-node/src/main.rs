@@ -23,10 +23,53 @@ pub struct Args {
     pub node_name: String,
     pub run_dir: PathBuf,
     pub path_prefix: String,
+    /// The kubelet release this node plays (`v1.37.2`): reported in the
+    /// Node's `nodeInfo`, and it decides which of the newer kubelet
+    /// behaviours the node shows (see [`KubeletVersion`]).
+    pub kubelet_version: KubeletVersion,
+}
+
+/// The kubelet release the node behaves as. The node must look to the
+/// control plane like the kubelet of the version it serves: a 1.20
+/// apiserver has never heard of some conditions a 1.37 kubelet posts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KubeletVersion {
+    pub git: String,
+    pub minor: u32,
+}
+
+impl KubeletVersion {
+    fn parse(s: &str) -> Result<Self, String> {
+        let bad = || format!("--kubelet-version {s}: expected v1.<minor>.<patch>");
+        let rest = s.strip_prefix("v1.").ok_or_else(bad)?;
+        let minor = rest.split('.').next().and_then(|m| m.parse().ok()).ok_or_else(bad)?;
+        Ok(KubeletVersion { git: s.to_owned(), minor })
+    }
+
+    /// `PodReadyToStartContainers` (beta, on by default, from 1.29).
+    pub fn ready_to_start_condition(&self) -> bool {
+        self.minor >= 29
+    }
+
+    /// `status.observedGeneration` on the pod and its conditions (beta, on by default, from 1.34).
+    pub fn observed_generation(&self) -> bool {
+        self.minor >= 34
+    }
+
+    /// The `DisruptionTarget` condition on a pod the kubelet evicts (GA in 1.31, on since 1.26).
+    pub fn disruption_condition(&self) -> bool {
+        self.minor >= 26
+    }
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { kubeconfig: None, node_name: "local-node".into(), run_dir: "/tmp/claude-k8s-node".into(), path_prefix: String::new() };
+    let mut a = Args {
+        kubeconfig: None,
+        node_name: "local-node".into(),
+        run_dir: "/tmp/claude-k8s-node".into(),
+        path_prefix: String::new(),
+        kubelet_version: KubeletVersion::parse("v1.37.2")?,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -35,8 +78,9 @@ fn parse_args() -> Result<Args, String> {
             "--node-name" => a.node_name = val()?,
             "--run-dir" => a.run_dir = val()?.into(),
             "--path-prefix" => a.path_prefix = val()?,
+            "--kubelet-version" => a.kubelet_version = KubeletVersion::parse(&val()?)?,
             "-h" | "--help" => {
-                println!("claude-k8s-test-node --kubeconfig FILE --node-name NAME --run-dir DIR --path-prefix DIR");
+                println!("claude-k8s-test-node --kubeconfig FILE --node-name NAME --run-dir DIR --path-prefix DIR [--kubelet-version v1.37.2]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}")),

@@ -27,11 +27,15 @@ use serde_json::{Value, json};
 use crate::control::Faults;
 use crate::logfile::ContainerLog;
 
+/// What a kubelet says of a pod it evicted under memory pressure.
+const EVICTION_MESSAGE: &str = "The node was low on resource: memory. Threshold quantity: 100Mi, available: 42Mi. ";
+
 pub struct NodeState {
     pub client: Client,
     pub node_name: String,
     pub run_dir: PathBuf,
     pub path_prefix: String,
+    pub kubelet: crate::KubeletVersion,
     pub faults: Faults,
     pods: Mutex<HashMap<String, Arc<PodRun>>>,
     logs: Mutex<HashMap<(String, String, String), Arc<ContainerLog>>>,
@@ -46,7 +50,8 @@ pub struct PodRun {
     pgids: Mutex<HashMap<String, i32>>,
     oom: Mutex<HashSet<String>>,
     terminating: AtomicBool,
-    evicted: AtomicBool,
+    /// Set by [`NodeState::evict`]: the eviction's message.
+    evicted: Mutex<Option<String>>,
     /// The last status this node posted, to post again when someone else
     /// (the node lifecycle controller) changed it — a kubelet reconciles too.
     posted: Mutex<Option<Value>>,
@@ -70,6 +75,7 @@ impl NodeState {
             node_name: args.node_name.clone(),
             run_dir: args.run_dir.clone(),
             path_prefix: args.path_prefix.clone(),
+            kubelet: args.kubelet_version.clone(),
             faults: Faults::default(),
             pods: Mutex::new(HashMap::new()),
             logs: Mutex::new(HashMap::new()),
@@ -95,18 +101,17 @@ impl NodeState {
         true
     }
 
-    pub async fn evict(&self, ns: &str, pod: &str) -> Result<(), String> {
-        if let Some(run) = self.find(ns, pod) {
-            run.evicted.store(true, Ordering::SeqCst);
-            run.signal_all(libc::SIGKILL);
-        }
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
-        let status = json!({"status": {"phase": "Failed", "reason": "Evicted", "message": "The node was low on resource: memory."}});
-        let _ = api.patch_status(pod, &PatchParams::default(), &Patch::Merge(status)).await;
-        api.delete(pod, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() })
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+    /// Node-pressure eviction, as a kubelet does it: the pod's containers are
+    /// killed and its status says `Failed`/`Evicted` (with the
+    /// `DisruptionTarget` condition from 1.26) — posted by [`run_pod`] once
+    /// the containers have stopped. The pod object is not deleted: a kubelet
+    /// never deletes what it evicts (an eviction through the API does; the
+    /// tests use the real Eviction API for that).
+    pub fn evict(&self, ns: &str, pod: &str) -> Result<(), String> {
+        let run = self.find(ns, pod).ok_or_else(|| format!("pod {ns}/{pod} does not run here"))?;
+        *run.evicted.lock().unwrap_or_else(|p| p.into_inner()) = Some(EVICTION_MESSAGE.to_owned());
+        run.signal_all(libc::SIGKILL);
+        Ok(())
     }
 
     pub fn kill_all(&self) {
@@ -200,7 +205,7 @@ pub async fn run_pods(state: Arc<NodeState>) {
                     pgids: Mutex::default(),
                     oom: Mutex::default(),
                     terminating: AtomicBool::new(false),
-                    evicted: AtomicBool::new(false),
+                    evicted: Mutex::default(),
                     posted: Mutex::default(),
                 });
                 state.pods.lock().unwrap_or_else(|x| x.into_inner()).insert(uid.clone(), run.clone());
@@ -243,16 +248,31 @@ struct Statuses {
     init: Vec<(String, String, CState)>,
     main: Vec<(String, String, CState)>,
     started: String,
+    /// The pod's `metadata.generation`, echoed as `observedGeneration` (1.34+).
+    generation: Option<i64>,
+    /// Each condition's status and since when: a kubelet moves
+    /// `lastTransitionTime` only when the status changes.
+    transitions: HashMap<&'static str, (bool, String)>,
+    /// The pod was evicted by this node, with this message.
+    evicted: Option<String>,
 }
 
 impl Statuses {
-    fn to_json(&self, uid: &str) -> Value {
+    /// The status as a kubelet of version `kubelet` posts it, as a strategic
+    /// merge patch (what a kubelet sends): conditions merge by `type`, so
+    /// those the node does not own (`PodScheduled` from the scheduler,
+    /// `DisruptionTarget` from an eviction) stay; container states name the
+    /// variants they leave (`null`), or the merge would keep both `running`
+    /// and `terminated`.
+    fn to_json(&mut self, uid: &str, kubelet: &crate::KubeletVersion) -> Value {
         let render = |list: &Vec<(String, String, CState)>, init: bool| -> Vec<Value> {
             list.iter()
                 .map(|(name, image, st)| {
                     let (state, ready) = match st {
-                        CState::Waiting(r) => (json!({"waiting": {"reason": r}}), false),
-                        CState::Running { started } => (json!({"running": {"startedAt": started}}), !init),
+                        CState::Waiting(r) => (json!({"waiting": {"reason": r}, "running": null, "terminated": null}), false),
+                        CState::Running { started } => {
+                            (json!({"running": {"startedAt": started}, "waiting": null, "terminated": null}), !init)
+                        }
                         CState::Terminated { code, reason, started, finished, message } => {
                             let mut t = json!({"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": finished,
                                 "containerID": format!("process://{uid}/{name}")});
@@ -262,7 +282,7 @@ impl Statuses {
                             if *code > 128 {
                                 t["signal"] = json!(code - 128);
                             }
-                            (json!({"terminated": t}), false)
+                            (json!({"terminated": t, "waiting": null, "running": null}), false)
                         }
                     };
                     json!({"name": name, "image": image, "imageID": format!("process://{image}"), "ready": ready,
@@ -275,7 +295,7 @@ impl Statuses {
         let running = self.main.iter().any(|(_, _, s)| matches!(s, CState::Running { .. }));
         let all_done = !self.main.is_empty() && self.main.iter().all(|(_, _, s)| matches!(s, CState::Terminated { .. }));
         let all_ok = self.main.iter().all(|(_, _, s)| matches!(s, CState::Terminated { code: 0, .. }));
-        let phase = if any_init_failed {
+        let phase = if any_init_failed || self.evicted.is_some() {
             "Failed"
         } else if all_done {
             if all_ok { "Succeeded" } else { "Failed" }
@@ -285,17 +305,54 @@ impl Statuses {
             "Pending"
         };
         let now = Timestamp::now().to_string();
-        let cond = |t: &str, ok: bool| json!({"type": t, "status": if ok { "True" } else { "False" }, "lastTransitionTime": now});
-        json!({
+        let generation = kubelet.observed_generation().then_some(self.generation).flatten();
+        let mut cond = |t: &'static str, ok: bool| {
+            let since = match self.transitions.get(t) {
+                Some((was, since)) if *was == ok => since.clone(),
+                _ => now.clone(),
+            };
+            self.transitions.insert(t, (ok, since.clone()));
+            let mut c = json!({"type": t, "status": if ok { "True" } else { "False" }, "lastProbeTime": null, "lastTransitionTime": since});
+            if let Some(g) = generation {
+                c["observedGeneration"] = json!(g);
+            }
+            c
+        };
+        let mut conditions = Vec::new();
+        // The sandbox exists from the first status on, and is gone once the pod is terminal (1.29+).
+        if kubelet.ready_to_start_condition() {
+            conditions.push(cond("PodReadyToStartContainers", !matches!(phase, "Succeeded" | "Failed")));
+        }
+        conditions.push(cond("Initialized", all_init_done));
+        conditions.push(cond("Ready", running));
+        conditions.push(cond("ContainersReady", running));
+        let mut status = json!({
             "phase": phase,
             "hostIP": "127.0.0.1",
             "podIP": "127.0.0.1",
             "podIPs": [{"ip": "127.0.0.1"}],
             "startTime": self.started,
-            "conditions": [cond("Initialized", all_init_done), cond("ContainersReady", running), cond("Ready", running), cond("PodScheduled", true)],
+            "conditions": conditions,
             "initContainerStatuses": render(&self.init, true),
             "containerStatuses": render(&self.main, false),
-        })
+        });
+        if let Some(message) = &self.evicted {
+            status["reason"] = json!("Evicted");
+            status["message"] = json!(message);
+            if kubelet.disruption_condition() {
+                let mut c = cond("DisruptionTarget", true);
+                c["reason"] = json!("TerminationByKubelet");
+                c["message"] = json!(message);
+                status["conditions"].as_array_mut().expect("an array").insert(0, c);
+            }
+        }
+        if kubelet.minor >= 28 {
+            status["hostIPs"] = json!([{"ip": "127.0.0.1"}]);
+        }
+        if let Some(g) = generation {
+            status["observedGeneration"] = json!(g);
+        }
+        status
     }
 }
 
@@ -319,7 +376,7 @@ impl PodRun {
 async fn repost(state: &NodeState, run: &PodRun) {
     let Some(body) = run.posted.lock().unwrap_or_else(|p| p.into_inner()).clone() else { return };
     let api: Api<Pod> = Api::namespaced(state.client.clone(), &run.ns);
-    if let Err(e) = api.patch_status(&run.name, &PatchParams::default(), &Patch::Merge(&body)).await {
+    if let Err(e) = api.patch_status(&run.name, &PatchParams::default(), &Patch::Strategic(&body)).await {
         tracing::debug!(pod = %run.name, error = %e, "status repost failed");
     }
 }
@@ -334,15 +391,15 @@ impl NodeState {
     }
 }
 
-async fn patch_status(state: &NodeState, api: &Api<Pod>, run: &PodRun, st: &Statuses) {
-    let body = json!({"status": st.to_json(&run.uid)});
+async fn patch_status(state: &NodeState, api: &Api<Pod>, run: &PodRun, st: &mut Statuses) {
+    let body = json!({"status": st.to_json(&run.uid, &state.kubelet)});
     *run.posted.lock().unwrap_or_else(|p| p.into_inner()) = Some(body.clone());
     // A silent node posts nothing; what it would have said goes out when it speaks again.
     while state.faults.heartbeat_stopped() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     for attempt in 0..30 {
-        match api.patch_status(&run.name, &PatchParams::default(), &Patch::Merge(&body)).await {
+        match api.patch_status(&run.name, &PatchParams::default(), &Patch::Strategic(&body)).await {
             Ok(_) => return,
             Err(kube::Error::Api(s)) if s.code == 404 => return,
             Err(e) => {
@@ -363,8 +420,11 @@ async fn run_pod(state: &Arc<NodeState>, run: &Arc<PodRun>, pod: Pod) -> Result<
         init: spec.init_containers.iter().flatten().map(|c| (c.name.clone(), img(c), CState::Waiting("PodInitializing"))).collect(),
         main: spec.containers.iter().map(|c| (c.name.clone(), img(c), CState::Waiting("PodInitializing"))).collect(),
         started: Timestamp::now().to_string(),
+        generation: pod.metadata.generation,
+        transitions: HashMap::new(),
+        evicted: None,
     };
-    patch_status(state, &api, run, &st).await;
+    patch_status(state, &api, run, &mut st).await;
     let volumes = match prepare_volumes(state, &pod, &pod_dir).await {
         Ok(v) => v,
         Err(e) => {
@@ -372,7 +432,7 @@ async fn run_pod(state: &Arc<NodeState>, run: &Arc<PodRun>, pod: Pod) -> Result<
                 let now = Timestamp::now().to_string();
                 c.2 = CState::Terminated { code: 128, reason: "ContainerCannotRun".into(), started: now.clone(), finished: now, message: Some(e.clone()) };
             }
-            patch_status(state, &api, run, &st).await;
+            patch_status(state, &api, run, &mut st).await;
             return Err(e);
         }
     };
@@ -384,13 +444,13 @@ async fn run_pod(state: &Arc<NodeState>, run: &Arc<PodRun>, pod: Pod) -> Result<
         }
         let started = Timestamp::now().to_string();
         st.init[i].2 = CState::Running { started: started.clone() };
-        patch_status(state, &api, run, &st).await;
+        patch_status(state, &api, run, &mut st).await;
         let t = run_container(state, run, &pod, c, &volumes, &pod_dir).await;
         st.init[i].2 = t;
         if !matches!(st.init[i].2, CState::Terminated { code: 0, .. }) {
             failed = true;
         }
-        patch_status(state, &api, run, &st).await;
+        patch_status(state, &api, run, &mut st).await;
         if failed {
             break;
         }
@@ -404,7 +464,7 @@ async fn run_pod(state: &Arc<NodeState>, run: &Arc<PodRun>, pod: Pod) -> Result<
         }
         // The processes are started before this status lands (startedAt is set just before).
         tokio::time::sleep(Duration::from_millis(20)).await;
-        patch_status(state, &api, run, &st).await;
+        patch_status(state, &api, run, &mut st).await;
         for c in &spec.containers {
             state.record(run, &c.name, "running-posted");
         }
@@ -422,8 +482,9 @@ async fn run_pod(state: &Arc<NodeState>, run: &Arc<PodRun>, pod: Pod) -> Result<
             c.2 = CState::Waiting("PodInitializing");
         }
     }
-    if !run.evicted.load(Ordering::SeqCst) {
-        patch_status(state, &api, run, &st).await;
+    st.evicted = run.evicted.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    {
+        patch_status(state, &api, run, &mut st).await;
         if !failed {
             for c in &spec.containers {
                 state.record(run, &c.name, "terminated-posted");

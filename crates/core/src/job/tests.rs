@@ -85,7 +85,8 @@ fn pod_spec_and_containers() {
     assert_eq!(spec["serviceAccountName"], "agent-sa");
     assert_eq!(
         spec["securityContext"],
-        json!({"runAsNonRoot": true, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000, "fsGroupChangePolicy": "OnRootMismatch"})
+        json!({"runAsNonRoot": true, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000, "fsGroupChangePolicy": "OnRootMismatch",
+            "seccompProfile": {"type": "RuntimeDefault"}})
     );
     assert_eq!(spec["imagePullSecrets"], json!([{"name": "regcred"}]));
     assert_eq!(spec["nodeSelector"], json!({"pool": "ai"}));
@@ -257,4 +258,43 @@ fn hostile_ids_still_make_valid_objects() {
         }
     }
     let _ = Map::<String, Value>::new();
+}
+
+#[test]
+fn security_context_is_restricted_by_default_and_config_lays_over_it() {
+    // Default: what Pod Security `restricted` requires of the pod and of both containers.
+    let j = json_of(&build(&ctx(json!({})), Some(&self_pod()), None).unwrap());
+    let spec = &j["spec"]["template"]["spec"];
+    assert_eq!(spec["securityContext"]["seccompProfile"], json!({"type": "RuntimeDefault"}));
+    for c in [&spec["initContainers"][0], &spec["containers"][0]] {
+        assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+        assert_eq!(c["securityContext"]["capabilities"], json!({"drop": ["ALL"]}));
+        assert_eq!(c["securityContext"]["runAsNonRoot"], true);
+    }
+    // Config: top-level fields replace the defaults', the rest stay.
+    let rc = ctx(json!({"config": {
+        "podSecurityContext": {"runAsUser": 2000, "supplementalGroups": [5]},
+        "securityContext": "{\"allowPrivilegeEscalation\": true, \"capabilities\": {\"add\": [\"NET_ADMIN\"]}}"
+    }}));
+    let j = json_of(&build(&rc, Some(&self_pod()), None).unwrap());
+    let spec = &j["spec"]["template"]["spec"];
+    assert_eq!(spec["securityContext"]["runAsUser"], 2000);
+    assert_eq!(spec["securityContext"]["supplementalGroups"], json!([5]));
+    assert_eq!(spec["securityContext"]["seccompProfile"], json!({"type": "RuntimeDefault"}));
+    let c = &spec["containers"][0]["securityContext"];
+    assert_eq!(c["allowPrivilegeEscalation"], true);
+    assert_eq!(c["capabilities"], json!({"add": ["NET_ADMIN"]}));
+    assert_eq!(c["runAsNonRoot"], true);
+}
+
+#[test]
+fn a_security_context_of_the_wrong_shape_is_a_config_error() {
+    for (cfg, want) in [
+        (json!({"securityContext": "not json"}), "invalid securityContext: not valid JSON"),
+        (json!({"securityContext": [1]}), "invalid securityContext: expected an object"),
+        (json!({"podSecurityContext": {"runAsUser": "root"}}), "invalid podSecurityContext: invalid type"),
+    ] {
+        let err = AdapterConfig::from_ctx(&ctx(json!({"config": cfg}))).unwrap_err().to_string();
+        assert!(err.starts_with(want), "{err}");
+    }
 }

@@ -135,6 +135,11 @@ fn truncation_causes() {
     let phase = RunFacts { pod_phase: Some("Running".into()), ..facts() };
     assert!(describe_truncation_cause(None, &phase).starts_with("container terminated state not yet observable (pod phase=Running)"));
     assert_eq!(describe_truncation_cause(None, &facts()), "pod state unavailable — exit cause unknown");
+    let evicted = RunFacts { pod_disruption: Some("TerminationByKubelet: The node was low on resource: memory.".into()), ..facts() };
+    assert_eq!(
+        describe_truncation_cause(Some(&exit(137)), &evicted),
+        "exit code 137, SIGKILL (commonly OOMKilled); the pod was disrupted: TerminationByKubelet: The node was low on resource: memory."
+    );
 }
 
 #[test]

@@ -45,6 +45,8 @@ if (!clusterUp) {
   startedCluster = true;
 }
 const cluster = readClusterEnv();
+// Env files written before the version was recorded are 1.20.2's.
+const k8sVersion = `v${cluster.K8S_VERSION ?? "1.20.2"}`;
 if (!readdirNode().length) {
   log("no release build of the addon: npm run build");
   execFileSync("npm", ["run", "build"], { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
@@ -188,7 +190,8 @@ const figures = {};
 const table = [];
 function report(key, label, unit, values, note = "") {
   const s = Array.isArray(values) ? stats(values) : values;
-  figures[key] = { label, unit, ...s, note };
+  // Which Kubernetes the figure ran on: --only re-runs merge into figures of other runs.
+  figures[key] = { label, unit, ...s, note, kubernetes: k8sVersion };
   const f = (x) => (x == null ? "-" : Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(x >= 10 ? 1 : 3));
   table.push([label, unit, s ? `${f(s.min)} / ${f(s.median)} / ${f(s.max)}` : "-", s?.n ?? "-", note]);
   log(`${label}: ${s ? `min ${f(s.min)} median ${f(s.median)} max ${f(s.max)} ${unit}` : "no data"} ${note}`);
@@ -413,6 +416,7 @@ const machine = {
   memory: `${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`,
   kernel: os.release(),
   node: process.version,
+  kubernetes: k8sVersion,
   quick,
   ...(only ? { only } : {}),
 };
@@ -451,18 +455,20 @@ function fmt(x) {
 
 function resultsPage({ machine: m, figures: f }) {
   const { warnings = [], ...rows } = f;
-  const reruns = (m.reruns ?? []).map((r) => `Re-run of ${r.only.join(", ")} on ${r.date}.`);
+  const reruns = (m.reruns ?? []).map((r) => `Re-run of ${r.only.join(", ")} on ${r.date}${r.kubernetes ? ` (Kubernetes ${r.kubernetes})` : ""}.`);
   return [
     "# Benchmark results",
     "",
-    `Run on ${m.date.slice(0, 10)} (${m.date}) on ${m.cpu}, ${m.memory} RAM, Linux ${m.kernel}, Node ${m.node}${m.quick ? ", --quick" : ""}.`,
+    `Run on ${m.date.slice(0, 10)} (${m.date}) on ${m.cpu}, ${m.memory} RAM, Linux ${m.kernel}, Node ${m.node}, the local cluster at Kubernetes ${m.kubernetes ?? "v1.20.2"}${m.quick ? ", --quick" : ""}.`,
     ...reruns,
     "Reproduce: `npm run build && npm run bench` (see [README.md](README.md) for what each figure measures). These machines are",
     "shared and the cluster runs on the same two cores: compare ratios within one run, not absolute values across runs.",
     "",
-    "| figure | unit | min / median / max | n | note |",
-    "|---|---|---|---|---|",
-    ...Object.values(rows).map((r) => `| ${r.label} | ${r.unit} | ${fmt(r.min)} / ${fmt(r.median)} / ${fmt(r.max)} | ${r.n ?? "-"} | ${r.note ?? ""} |`),
+    "| figure | unit | min / median / max | n | Kubernetes | note |",
+    "|---|---|---|---|---|---|",
+    ...Object.values(rows).map(
+      (r) => `| ${r.label} | ${r.unit} | ${fmt(r.min)} / ${fmt(r.median)} / ${fmt(r.max)} | ${r.n ?? "-"} | ${r.kubernetes ?? "v1.20.2"} | ${r.note ?? ""} |`,
+    ),
     "",
     ...(warnings.length ? ["Warnings seen during the run:", "", ...warnings.map((w) => `- ${w}`), ""] : []),
   ].join("\n");

@@ -397,10 +397,12 @@ struct PodBook {
     /// Bounded by the pods of one Job.
     departed: HashMap<String, Pod>,
     /// The pod whose `claude` is being followed. From then on it *is* the
-    /// run's pod: a pod the Job controller starts after it went away (1.20's
-    /// controller may replace an evicted pod even with `backoffLimit: 0`) is
+    /// run's pod: a pod the Job controller starts after it went away is
     /// another, unattended run of the turn — never followed, and deleted
-    /// with the Job.
+    /// with the Job. Only controllers before pod tracking with finalizers
+    /// (GA in 1.26) do that with `backoffLimit: 0`: 1.20's replaces a pod
+    /// deleted mid-run because it never counted it failed; 1.37's counts it
+    /// (`FailureTarget`, `BackoffLimitExceeded`) and starts none.
     followed: Option<String>,
 }
 

@@ -9,7 +9,7 @@
 // bundle and Claude's sessions are shared with the Job pods as in production.
 import { execFileSync, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -148,6 +148,13 @@ function ownedDir(dir) {
 
 beforeAll(() => {
   ensureSelfPod();
+  // The host runs as uid 1000 and reads this checkout (the local-path install,
+  // the cluster's kubeconfig): a clone under a 0700 directory (`mktemp -d`)
+  // must be traversable. Search permission only; nothing becomes readable.
+  for (let d = root; d !== path.dirname(d); d = path.dirname(d)) {
+    const mode = statSync(d).mode;
+    if ((mode & 0o001) === 0) chmodSync(d, mode | 0o001);
+  }
 });
 
 describe.each(HOST_VERSIONS)("the real Paperclip host %s", (version) => {

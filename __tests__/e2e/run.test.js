@@ -67,11 +67,17 @@ describe("a heartbeat on the local cluster", () => {
   });
 
   it("the Job looks like the original's: labels, inherited PVC and envFrom, security context", async () => {
-    const ctx = makeCtx({ scenario: "plain", config: { retainJobs: true } });
+    // The host's wake payload, keys in the host's order (not sorted: "reason" before "comments").
+    const wake = { reason: "comment_added", comments: [{ id: "c1", body: "hi", authorAgentId: null }], issueId: "i1" };
+    const ctx = makeCtx({ scenario: "plain", config: { retainJobs: true }, context: { wakeReason: "comment_added", paperclipWake: wake } });
     const r = await run(ctx);
     expect(r.result.exitCode).toBe(0);
     const name = r.meta[0].command.replace("kubectl job/", "");
     const job = getJson(["-n", NS, "get", "job", name]);
+    // The host's JSON reaches the pod and onMeta as it sent it: same keys, same order.
+    const podEnv = job.spec.template.spec.containers[0].env;
+    expect(podEnv.find((e) => e.name === "PAPERCLIP_WAKE_PAYLOAD_JSON").value).toBe(JSON.stringify(wake));
+    expect(JSON.stringify(r.meta[0].context)).toBe(JSON.stringify(ctx.context));
     expect(job.metadata.labels).toMatchObject({
       "app.kubernetes.io/managed-by": "paperclip",
       "paperclip.io/agent-id": ctx.agent.id,

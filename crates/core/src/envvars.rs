@@ -197,6 +197,23 @@ mod tests {
         assert!(env.last().unwrap().value_from.is_some());
     }
 
+    /// The host's JSON goes on as the host wrote it: key order kept from the
+    /// ctx string (serde_json's `preserve_order`), as 0.1.54's JSON.stringify did.
+    #[test]
+    fn wake_payload_keeps_the_hosts_key_order() {
+        let ctx: Value = serde_json::from_str(
+            r#"{"runId":"r","agent":{"id":"a"},"context":{"paperclipWake":{"reason":"comment_added","comments":[{"id":"c1","body":"hi"}],"at":1}}}"#,
+        )
+        .unwrap();
+        let rc = RunContext::from_json(&ctx);
+        let cfg = AdapterConfig::from_map(&serde_json::Map::new()).unwrap();
+        let env = build_env(&rc, &cfg, &HostEnv::from_pairs([]), None);
+        assert_eq!(
+            val(&env, "PAPERCLIP_WAKE_PAYLOAD_JSON"),
+            Some(r#"{"reason":"comment_added","comments":[{"id":"c1","body":"hi"}],"at":1}"#)
+        );
+    }
+
     #[test]
     fn off_cluster_uses_the_host_url() {
         let rc = RunContext::from_json(&json!({"runId": "r", "agent": {"id": "a"}}));

@@ -162,6 +162,20 @@ mod tests {
         assert_eq!(render_template("no braces", &d), "no braces");
     }
 
+    /// A template that prints an object prints it in the host's key order.
+    #[test]
+    fn printed_objects_keep_the_hosts_key_order() {
+        let ctx: Value = serde_json::from_str(
+            r#"{"agent":{"id":"a"},"context":{"paperclipWake":{"reason":"comment_added","comments":[{"z":1,"a":2}]}}}"#,
+        )
+        .unwrap();
+        let data = template_data(&rc(ctx));
+        assert_eq!(
+            render_template("{{context.paperclipWake}}", &data),
+            r#"{"reason":"comment_added","comments":[{"z":1,"a":2}]}"#
+        );
+    }
+
     #[test]
     fn default_prompt() {
         let r = rc(json!({"runId": "r1", "agent": {"id": "agent-abc", "name": "Test Agent", "companyId": "co1"}}));

@@ -70,12 +70,30 @@ export interface AdapterExecutionContext {
   // Newer hosts pass more fields (executionTarget, executionTransport, …); they are ignored.
 }
 
+export type AdapterExecutionErrorFamily =
+  | "transient_upstream"
+  | "provider_quota"
+  | "model_refusal"
+  | "refresh_token_reused"
+  | "refresh_token_expired"
+  | "refresh_token_invalidated";
+
 export interface AdapterExecutionResult {
   exitCode: number | null;
   signal: string | null;
   timedOut: boolean;
   errorMessage?: string | null;
   errorCode?: string | null;
+  /**
+   * What the host may do about a failure (adapter-utils 2026.916.1): `transient_upstream`
+   * (529/overloaded, 5xx, a connection lost; also `llm_api_error`), `provider_quota` (429, rate
+   * and usage limits), `model_refusal`. Absent on success and on failures no retry would mend.
+   */
+  errorFamily?: AdapterExecutionErrorFamily | null;
+  /** ISO-8601: no retry before this (the CLI's back-off, a usage window's reset, or 30 s). */
+  retryNotBefore?: string | null;
+  /** Set when the transcript shows no model output at all: the run may be replayed from the start. */
+  executionRecovery?: { kind: "bootstrap"; providerWorkStarted: false };
   errorMeta?: Record<string, unknown>;
   usage?: UsageSummary;
   sessionId?: string | null;

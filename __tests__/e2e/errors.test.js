@@ -55,6 +55,10 @@ describe("agent failures", () => {
     expect(r.result.exitCode).not.toBe(0);
     expect(r.result.timedOut).toBe(false);
     expect(r.result.errorMessage).toMatch(/^Claude run failed: .*(401|auth|invalid)/i);
+    // claude_local's code for it: a login problem, not worth a retry.
+    expect(r.result.errorCode).toBe("claude_auth_required");
+    expect(r.result.errorFamily).toBeUndefined();
+    expect(r.result.retryNotBefore).toBeUndefined();
     // The key the API refused, the Deployment's and the agent token appear nowhere, failure or not.
     for (const secret of ["sk-config-secret-401x", "agent-token-secret-401y", "sk-test-not-a-real-key"]) {
       expect(JSON.stringify(r.result)).not.toContain(secret);
@@ -62,6 +66,65 @@ describe("agent failures", () => {
       expect(r.stdout + r.stderr).not.toContain(secret);
     }
     expect(jobsOf(ctx.agent.id)).toEqual([]);
+  });
+
+  // The CLI really receives these answers from the mock API, retries as it
+  // does, then prints its failed result; the result tells the host what it may do.
+  const isoAfter = (iso, t0, minMs, maxMs) => {
+    expect(iso).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    const dt = Date.parse(iso) - t0;
+    expect(dt).toBeGreaterThanOrEqual(minMs);
+    expect(dt).toBeLessThanOrEqual(maxMs);
+  };
+
+  it.each([
+    ["529 overloaded", "status/code=529"],
+    ["500", "status/code=500"],
+    ["a connection reset mid-answer", "cut"],
+  ])("%s → claude_transient_upstream, transient_upstream, retryNotBefore, replay allowed", async (_, scenario) => {
+    const t0 = Date.now();
+    const r = await run(makeCtx({ scenario, env: noRetry }));
+    expect(r.result).toMatchObject({
+      exitCode: 1,
+      errorCode: "claude_transient_upstream",
+      errorFamily: "transient_upstream",
+      // No model output at all: the host may run it again from the start.
+      executionRecovery: { kind: "bootstrap", providerWorkStarted: false },
+    });
+    expect(r.result.errorMessage).toMatch(/^Claude run failed: .*API Error/);
+    // No retry hint from a CLI that did not retry: the host's own 30 s step.
+    isoAfter(r.result.retryNotBefore, t0, 29_000, Date.now() - t0 + 31_000);
+    expect(r.result.resultJson).toMatchObject({ errorFamily: "transient_upstream", retryNotBefore: r.result.retryNotBefore });
+  });
+
+  it("429 with retry-after → provider_quota, retryNotBefore from the CLI's own back-off", async () => {
+    const r = await run(makeCtx({ scenario: "status/code=429/retryAfter=4", env: { CLAUDE_CODE_MAX_RETRIES: "1" } }));
+    const end = Date.now();
+    expect(r.result).toMatchObject({ exitCode: 1, errorCode: "provider_quota", errorFamily: "provider_quota" });
+    const retry = r.lines.map((l) => (l.startsWith("{") ? JSON.parse(l) : {})).find((e) => e.subtype === "api_retry");
+    expect(retry).toMatchObject({ error_status: 429 });
+    expect(retry.retry_delay_ms).toBeGreaterThanOrEqual(4000);
+    // The CLI waited its back-off once; the next attempt is due no sooner than that after the end.
+    isoAfter(r.result.retryNotBefore, end, retry.retry_delay_ms - 15_000, retry.retry_delay_ms + 1_000);
+    expect(r.result.resultJson.providerQuotaRetryNotBefore).toBe(r.result.retryNotBefore);
+  });
+
+  it("a usage limit with a reset clock → provider_quota, retryNotBefore at that clock", async () => {
+    const message = encodeURIComponent("Claude usage limit reached. Your limit will reset at 3pm (UTC).");
+    const r = await run(makeCtx({ scenario: `status/code=429/message=${message}`, env: noRetry }));
+    expect(r.result).toMatchObject({ errorCode: "provider_quota", errorFamily: "provider_quota" });
+    const at = new Date(r.result.retryNotBefore);
+    expect([at.getUTCHours(), at.getUTCMinutes(), at.getUTCSeconds()]).toEqual([15, 0, 0]);
+    expect(at.getTime()).toBeGreaterThan(Date.now());
+    expect(at.getTime() - Date.now()).toBeLessThanOrEqual(24 * 3600_000);
+  });
+
+  it("a policy refusal → claude_refusal, model_refusal, no retry", async () => {
+    const r = await run(makeCtx({ scenario: "refusal" }));
+    expect(r.result).toMatchObject({ errorCode: "claude_refusal", errorFamily: "model_refusal" });
+    expect(r.result.retryNotBefore).toBeUndefined();
+    expect(r.result.executionRecovery).toBeUndefined();
+    expect(r.result.resultJson).toMatchObject({ stopReason: "refusal", errorFamily: "model_refusal" });
   });
 
   it("timeout: activeDeadlineSeconds kills a silent run → timeout", async () => {

@@ -278,6 +278,29 @@ describe.each(HOST_VERSIONS)("the real Paperclip host %s", (version) => {
     expect(run.error).not.toContain("sk-mock");
   });
 
+  it("a transient upstream failure (529) is recorded with its family, and the host schedules a retry of it", async () => {
+    const agent = await createAgent(companyId, "Overloaded Agent", "status/code=529", { env: { CLAUDE_CODE_MAX_RETRIES: "0" } });
+    const failed = await waitForRun((await json("POST", `/agents/${agent.id}/heartbeat/invoke`, {})).id);
+    expect(failed).toMatchObject({ status: "failed", errorCode: "claude_transient_upstream" });
+    expect(failed.resultJson).toMatchObject({ errorFamily: "transient_upstream", executionRecovery: { kind: "bootstrap", providerWorkStarted: false } });
+    expect(Date.parse(failed.resultJson.retryNotBefore)).toBeGreaterThan(Date.parse(failed.finishedAt ?? failed.updatedAt) - 60_000);
+    // What the host does with it: a new run, retryOf the failed one, scheduled for later.
+    let retry;
+    await expect
+      .poll(
+        async () => {
+          const runs = await json("GET", `/companies/${companyId}/heartbeat-runs?agentId=${agent.id}&limit=20`);
+          retry = (Array.isArray(runs) ? runs : runs.runs ?? []).find((r) => r.retryOfRunId === failed.id);
+          return retry?.id ?? null;
+        },
+        { timeout: 20_000, interval: 500 },
+      )
+      .not.toBeNull();
+    console.log(`host ${version}: transient failure ${failed.id} → retry ${retry.id} ${retry.status} at ${retry.scheduledRetryAt} (attempt ${retry.scheduledRetryAttempt}, ${retry.scheduledRetryReason})`);
+    expect(retry.scheduledRetryAt).toBeTruthy();
+    expect(Date.parse(retry.scheduledRetryAt)).toBeGreaterThanOrEqual(Date.parse(failed.resultJson.retryNotBefore) - 1000);
+  });
+
   it("the host killed and restarted mid-run: it reloads the adapter, and the next heartbeat for the task reattaches to the Job and records the whole transcript", async () => {
     const lines = 40;
     const agent = await createAgent(companyId, "Restarted Agent", `slow/seconds=40/lines=${lines}`);

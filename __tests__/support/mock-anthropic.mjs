@@ -11,7 +11,10 @@
 //   slow[/seconds=5/lines=5]    N text blocks streamed over S seconds
 //   empty                       a message with no content and output_tokens 0
 //   cut                         the connection is destroyed mid-answer
-//   status/code=401|429|500|529 an HTTP error with the API's JSON error body
+//   status/code=401|429|500|529[/retryAfter=S][/message=…]
+//                               an HTTP error with the API's JSON error body
+//                               (and a retry-after header: S, or 0 on 429/529)
+//   refusal[/text=…]            a message ending with stop_reason "refusal"
 //   blocks/n=3000               one message with N text blocks "line 000001"…
 //   big/mib=100                 text blocks totalling about N MiB
 //   max-turns                   always asks for another tool call
@@ -111,6 +114,9 @@ async function answer(req, res, body, scenario) {
       // Never finishes: the connection stays open until the client goes away.
       return;
     }
+    case "refusal":
+      // The API's policy refusal: a normal message ending with stop_reason "refusal".
+      return streamMessage(res, model, params.text ? [{ type: "text", text: params.text }] : [], { stopReason: "refusal", outputTokens: 1 });
     case "empty":
       return streamMessage(res, model, [], { stopReason: "end_turn", outputTokens: 0 });
     case "cut": {
@@ -125,8 +131,9 @@ async function answer(req, res, body, scenario) {
       const code = Number(params.code ?? 500);
       const type = { 401: "authentication_error", 429: "rate_limit_error", 529: "overloaded_error", 400: "invalid_request_error" }[code] ?? "api_error";
       const message = { 401: "invalid x-api-key", 429: "Number of requests has exceeded your rate limit", 529: "Overloaded" }[code] ?? "Internal server error";
-      res.writeHead(code, { "content-type": "application/json", ...(code === 429 || code === 529 ? { "retry-after": "0" } : {}) });
-      res.end(JSON.stringify({ type: "error", error: { type, message } }));
+      const retryAfter = params.retryAfter ?? (code === 429 || code === 529 ? "0" : undefined);
+      res.writeHead(code, { "content-type": "application/json", ...(retryAfter !== undefined ? { "retry-after": retryAfter } : {}) });
+      res.end(JSON.stringify({ type: "error", error: { type, message: params.message ?? message } }));
       return;
     }
     case "blocks": {

@@ -26,6 +26,7 @@ pub mod transcript;
 pub mod dedup;
 pub mod failure;
 pub mod outcome;
+pub mod retry;
 
 // Running it on the cluster.
 pub mod guard;

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::failure::{describe_claude_failure, is_max_turns_result, is_unknown_session_error};
+use crate::retry::{Classified, Family};
 use crate::transcript::{Transcript, Usage};
 
 /// `AdapterExecutionResult`. `exitCode` and `signal` are always present (null
@@ -24,6 +25,18 @@ pub struct RunResult {
     pub error_message: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
+    /// `transient_upstream`, `provider_quota`, `model_refusal` (see [`crate::retry`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_family: Option<String>,
+    /// ISO-8601, as `Date#toISOString` writes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_not_before: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_meta: Option<Value>,
+    /// `{kind: "bootstrap", providerWorkStarted: false}`: positive evidence
+    /// that the model did nothing, so the host may replay the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_recovery: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -143,6 +156,49 @@ pub struct RunFacts {
     /// Eviction API, preemption, a lost node's taint) or a kubelet's
     /// `Evicted` status — see [`crate::pod::disruption`].
     pub pod_disruption: Option<String>,
+    /// When the outcome is mapped (`retryNotBefore` counts from it); `None`: now.
+    pub now: Option<jiff::Timestamp>,
+}
+
+impl RunResult {
+    /// Adds what the host can do about this failure: the family, when to
+    /// retry, the recovery evidence; and, as `claude_local` does, the same in
+    /// `resultJson` (older hosts read only that).
+    fn with_classification(mut self, c: Classified) -> Self {
+        if self.error_code.is_none() {
+            self.error_code = Some(c.error_code.to_owned());
+        }
+        let family = c.family.map(Family::as_str);
+        let retry = c.retry_not_before.map(crate::retry::iso);
+        let retryable = matches!(c.family, Some(Family::TransientUpstream | Family::ProviderQuota));
+        if retryable && !c.provider_work_started {
+            self.execution_recovery = Some(json!({"kind": "bootstrap", "providerWorkStarted": false}));
+        }
+        if let Some(url) = c.login_url {
+            self.error_meta = Some(json!({"loginUrl": url}));
+        }
+        let mut rj = match self.result_json.take() {
+            Some(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        if c.family == Some(Family::ModelRefusal) {
+            rj.insert("stopReason".into(), json!("refusal"));
+        }
+        if let Some(f) = family {
+            rj.insert("errorFamily".into(), json!(f));
+        }
+        if let Some(at) = &retry {
+            rj.insert("retryNotBefore".into(), json!(at));
+            rj.insert("transientRetryNotBefore".into(), json!(at));
+            if c.family == Some(Family::ProviderQuota) {
+                rj.insert("providerQuotaRetryNotBefore".into(), json!(at));
+            }
+        }
+        self.result_json = (!rj.is_empty()).then_some(Value::Object(rj));
+        self.error_family = family.map(str::to_owned);
+        self.retry_not_before = retry;
+        self
+    }
 }
 
 /// `describeTruncationCause`.
@@ -252,6 +308,7 @@ fn stdout_json(t: &Transcript) -> Value {
 /// The result of a run that reached the pod.
 pub fn map_outcome(f: &RunFacts, t: &Transcript, pod: Option<&PodTermination>) -> RunResult {
     let exit = pod.and_then(|p| p.exit_code);
+    let now = f.now.unwrap_or_else(jiff::Timestamp::now);
     if f.timed_out {
         return RunResult {
             exit_code: exit,
@@ -279,7 +336,8 @@ pub fn map_outcome(f: &RunFacts, t: &Transcript, pod: Option<&PodTermination>) -
                 "llm_api_error",
                 "LLM API returned an empty response (stop_reason: null, output_tokens: 0) — the upstream model API may be degraded or misconfigured",
                 exit,
-            );
+            )
+            .with_classification(crate::retry::empty_response(t, now));
         }
         if t.truncated_mid_stream {
             return RunResult::error_with_exit(
@@ -334,7 +392,9 @@ pub fn map_outcome(f: &RunFacts, t: &Transcript, pod: Option<&PodTermination>) -
     } else {
         t.summary.clone()
     };
-    RunResult {
+    let is_error = parsed.get("is_error").and_then(Value::as_bool) == Some(true);
+    let classified = crate::retry::classify(parsed, failed || is_error, t, now);
+    let result = RunResult {
         exit_code: exit,
         signal: None,
         timed_out: false,
@@ -353,6 +413,11 @@ pub fn map_outcome(f: &RunFacts, t: &Transcript, pod: Option<&PodTermination>) -
         result_json: Some(Value::Object(parsed.clone())),
         summary: Some(summary),
         clear_session: Some(is_max_turns_result(parsed)),
+        ..Default::default()
+    };
+    match classified {
+        Some(c) => result.with_classification(c),
+        None => result,
     }
 }
 

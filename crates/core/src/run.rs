@@ -800,6 +800,7 @@ async fn follow<H: Host + 'static>(
         pod_gone,
         pod_phase: current.and_then(|p| p.status.as_ref()).and_then(|s| s.phase.clone()),
         pod_disruption: book.last_known().and_then(pod::disruption),
+        now: None,
     };
     if transcript_is_unknown_session(&facts, &transcript, termination.as_ref()) {
         reporter.info("Claude session is unavailable; clearing for next run.").await?;

@@ -50,6 +50,20 @@ pub struct Transcript {
     pub first_unparsed_line: Option<String>,
     /// stdout contained `"model":"<configured model>"` (the init line names it).
     pub mentions_configured_model: bool,
+    /// The last `system/api_retry` line: the CLI's own retry of a failed API call.
+    pub last_api_retry: Option<ApiRetry>,
+    /// An assistant line reported output tokens: the model did work (the CLI's
+    /// own error messages are `<synthetic>` lines with 0 output tokens).
+    pub model_output_seen: bool,
+}
+
+/// The CLI's `{"type":"system","subtype":"api_retry",…}` line: its back-off
+/// before the next attempt (honouring the API's `retry-after`), and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiRetry {
+    pub retry_delay_ms: Option<u64>,
+    pub error_status: Option<u16>,
+    pub error: Option<String>,
 }
 
 #[derive(Debug)]
@@ -132,6 +146,13 @@ impl TranscriptParser {
         };
         let sid = obj.get("session_id").and_then(Value::as_str).filter(|s| !s.is_empty());
         match typ {
+            "system" if obj.get("subtype").and_then(Value::as_str) == Some("api_retry") => {
+                self.t.last_api_retry = Some(ApiRetry {
+                    retry_delay_ms: obj.get("retry_delay_ms").and_then(Value::as_u64),
+                    error_status: obj.get("error_status").and_then(Value::as_u64).and_then(|s| u16::try_from(s).ok()),
+                    error: obj.get("error").and_then(Value::as_str).map(|e| cap(e, QUOTE_CAP)),
+                });
+            }
             "system" if obj.get("subtype").and_then(Value::as_str) == Some("init") => {
                 if let Some(s) = sid {
                     self.t.session_id = Some(s.to_owned());
@@ -258,6 +279,7 @@ impl TranscriptParser {
 
     pub fn finish(self) -> Transcript {
         let mut t = self.t;
+        t.model_output_seen = self.content_seen;
         let summary_from_texts = self.texts.trim().to_owned();
         match &t.result_json {
             Some(r) => {

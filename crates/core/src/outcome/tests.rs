@@ -165,3 +165,47 @@ fn partial_run_messages() {
     assert_eq!((r.error_code, r.exit_code), (None, Some(3)));
     assert_eq!(r.error_message.as_deref(), Some("Claude exited with code 3"));
 }
+
+#[test]
+fn transient_failures_carry_family_retry_time_and_recovery_evidence() {
+    let retry = r#"{"type":"system","subtype":"api_retry","attempt":1,"max_retries":1,"retry_delay_ms":1155,"error_status":529,"error":"overloaded"}"#;
+    let synthetic = r#"{"type":"assistant","message":{"id":"x","model":"<synthetic>","content":[{"type":"text","text":"API Error: 529 Overloaded."}],"stop_reason":"stop_sequence","usage":{"output_tokens":0}},"error":"server_error"}"#;
+    let res = r#"{"type":"result","subtype":"success","is_error":true,"result":"API Error: 529 Overloaded.","api_error_status":529,"terminal_reason":"api_error","session_id":"s"}"#;
+    let mut f = facts();
+    f.now = Some("2026-04-22T15:15:00Z".parse().unwrap());
+    let r = map_outcome(&f, &t(&[INIT, retry, synthetic, res]), Some(&exit(1)));
+    let v = serde_json::to_value(&r).unwrap();
+    assert_eq!(v["errorCode"], "claude_transient_upstream");
+    assert_eq!(v["errorFamily"], "transient_upstream");
+    assert_eq!(v["retryNotBefore"], "2026-04-22T15:15:01.155Z");
+    assert_eq!(v["executionRecovery"], json!({"kind": "bootstrap", "providerWorkStarted": false}));
+    assert_eq!(v["errorMessage"], "Claude run failed: subtype=success: API Error: 529 Overloaded.");
+    assert_eq!(v["resultJson"]["errorFamily"], "transient_upstream");
+    assert_eq!(v["resultJson"]["transientRetryNotBefore"], "2026-04-22T15:15:01.155Z");
+    assert_eq!(v["resultJson"]["api_error_status"], 529, "the CLI's result is kept");
+    // The key order of the CLI's result stays, the additions come last.
+    let keys: Vec<_> = v["resultJson"].as_object().unwrap().keys().cloned().collect();
+    assert_eq!(keys.first().map(String::as_str), Some("type"));
+    assert_eq!(keys.last().map(String::as_str), Some("transientRetryNotBefore"));
+}
+
+#[test]
+fn an_empty_answer_is_transient_too() {
+    let empty = r#"{"type":"assistant","message":{"id":"m","content":[],"stop_reason":null,"usage":{"output_tokens":0}}}"#;
+    let mut f = facts();
+    f.now = Some("2026-04-22T15:15:00Z".parse().unwrap());
+    let r = map_outcome(&f, &t(&[INIT, empty]), Some(&exit(1)));
+    assert_eq!(r.error_code.as_deref(), Some("llm_api_error"), "the original's code stays");
+    assert_eq!(r.error_family.as_deref(), Some("transient_upstream"));
+    assert_eq!(r.retry_not_before.as_deref(), Some("2026-04-22T15:15:30.000Z"));
+    assert!(r.execution_recovery.is_some());
+}
+
+#[test]
+fn work_done_before_a_transient_failure_withholds_the_recovery_evidence() {
+    let said = r#"{"type":"assistant","message":{"id":"m","content":[{"type":"text","text":"step 1 done"}],"stop_reason":"tool_use","usage":{"output_tokens":30}}}"#;
+    let res = r#"{"type":"result","subtype":"success","is_error":true,"result":"API Error: 500 Internal server error.","api_error_status":500,"session_id":"s"}"#;
+    let r = map_outcome(&facts(), &t(&[INIT, said, res]), Some(&exit(1)));
+    assert_eq!(r.error_family.as_deref(), Some("transient_upstream"));
+    assert_eq!(r.execution_recovery, None);
+}

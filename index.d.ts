@@ -209,7 +209,10 @@ export interface ServerAdapterModule {
   sessionCodec: AdapterSessionCodec;
   sessionManagement: AdapterSessionManagement;
   models: AdapterModel[];
+  /** The API's /v1/models when the host has ANTHROPIC_API_KEY (cached 60 s), else the static list. */
   listModels: () => Promise<AdapterModel[]>;
+  /** The same, asked of the API now (the agent form's refresh). */
+  refreshModels: () => Promise<AdapterModel[]>;
   listSkills: (ctx: AdapterSkillContext) => Promise<AdapterSkillSnapshot>;
   syncSkills: (ctx: AdapterSkillContext, desiredSkills: string[]) => Promise<AdapterSkillSnapshot>;
   getConfigSchema: () => AdapterConfigSchema;

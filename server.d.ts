@@ -21,4 +21,5 @@ export declare function testEnvironment(ctx: AdapterEnvironmentTestContext): Pro
 export declare function listSkills(ctx: AdapterSkillContext): Promise<AdapterSkillSnapshot>;
 export declare function syncSkills(ctx: AdapterSkillContext, desiredSkills: string[]): Promise<AdapterSkillSnapshot>;
 export declare function listModels(): Promise<AdapterModel[]>;
+export declare function refreshModels(): Promise<AdapterModel[]>;
 export declare function getConfigSchema(): AdapterConfigSchema;

@@ -4,7 +4,7 @@
 import { execute } from "./lib/execute.js";
 import { testEnvironment, listSkills, syncSkills } from "./lib/environment.js";
 import { sessionCodec } from "./lib/session-codec.js";
-import { models, listModels } from "./lib/models.js";
+import { models, listModels, refreshModels } from "./lib/models.js";
 import { getConfigSchema } from "./lib/config-schema.js";
 import { agentConfigurationDoc } from "./lib/config-doc.js";
 
@@ -30,6 +30,7 @@ export function createServerAdapter() {
     sessionManagement,
     models,
     listModels,
+    refreshModels,
     listSkills,
     syncSkills,
     getConfigSchema,
@@ -42,4 +43,4 @@ export function createServerAdapter() {
   };
 }
 
-export { execute, testEnvironment, sessionCodec, listSkills, syncSkills, listModels, getConfigSchema };
+export { execute, testEnvironment, sessionCodec, listSkills, syncSkills, listModels, refreshModels, getConfigSchema };

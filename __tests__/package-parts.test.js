@@ -1,8 +1,9 @@
 // The parts of the contract that are not the Kubernetes run (contract §1.3,
 // §1.11, §1.12, §1.15): session codec, models, config schema, config doc, CLI.
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { sessionCodec } from "../lib/session-codec.js";
-import { BEDROCK_MODELS, DIRECT_MODELS, listModels, models, usesBedrock } from "../lib/models.js";
+import { BEDROCK_MODELS, DEFAULT_MODEL, DIRECT_MODELS, listModels, models, refreshModels, resetModelsCache, usesBedrock } from "../lib/models.js";
+import { startMockAnthropic } from "./support/mock-anthropic.mjs";
 import { getConfigSchema } from "../lib/config-schema.js";
 import { agentConfigurationDoc } from "../lib/config-doc.js";
 import { formatClaudeStreamLine } from "../cli.js";
@@ -23,8 +24,13 @@ describe("sessionCodec", () => {
 
 describe("models", () => {
   it("direct by default, Bedrock when the Deployment says so", async () => {
+    // claude_local 2026.916.1's lists and default.
+    expect(DIRECT_MODELS).toHaveLength(11);
+    expect(DIRECT_MODELS[0]).toEqual({ id: "claude-opus-4-8", label: "Claude Opus 4.8" });
+    expect(DIRECT_MODELS.map((m) => m.id)).toContain(DEFAULT_MODEL);
     expect(DIRECT_MODELS.map((m) => m.id)).toContain("claude-sonnet-4-6");
-    expect(BEDROCK_MODELS[0]).toEqual({ id: "us.anthropic.claude-opus-4-7", label: "Bedrock Opus 4.7" });
+    expect(BEDROCK_MODELS).toHaveLength(6);
+    expect(BEDROCK_MODELS[0]).toEqual({ id: "us.anthropic.claude-opus-4-8-v1", label: "Bedrock Opus 4.8" });
     expect(usesBedrock({})).toBe(false);
     expect(usesBedrock({ CLAUDE_CODE_USE_BEDROCK: "true" })).toBe(true);
     expect(usesBedrock({ CLAUDE_CODE_USE_BEDROCK: "1" })).toBe(true);
@@ -39,6 +45,59 @@ describe("models", () => {
       if (saved === undefined) delete process.env.CLAUDE_CODE_USE_BEDROCK;
       else process.env.CLAUDE_CODE_USE_BEDROCK = saved;
     }
+  });
+});
+
+describe("models from the API", () => {
+  const saved = {};
+  let mock;
+  const setEnv = (vars) => {
+    for (const [k, v] of Object.entries(vars)) {
+      if (!(k in saved)) saved[k] = process.env[k];
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  };
+  afterEach(async () => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+      delete saved[k];
+    }
+    resetModelsCache();
+    await mock?.close();
+    mock = undefined;
+  });
+
+  it("no key on the host: the static list, nothing asked", async () => {
+    mock = await startMockAnthropic();
+    setEnv({ ANTHROPIC_API_KEY: undefined, ANTHROPIC_BASE_URL: mock.url, CLAUDE_CODE_USE_BEDROCK: undefined, ANTHROPIC_BEDROCK_BASE_URL: undefined });
+    expect(await listModels()).toEqual(DIRECT_MODELS);
+    expect(mock.requests()).toEqual([]);
+  });
+
+  it("with a key: the API's models first, then the static ones; cached for a minute, refreshModels asks again", async () => {
+    mock = await startMockAnthropic();
+    setEnv({ ANTHROPIC_API_KEY: "sk-models-test", ANTHROPIC_BASE_URL: mock.url, CLAUDE_CODE_USE_BEDROCK: undefined, ANTHROPIC_BEDROCK_BASE_URL: undefined });
+    const list = await listModels();
+    expect(list.slice(0, 2)).toEqual([
+      { id: "claude-mock-9", label: "Claude Mock 9" },
+      { id: "claude-sonnet-4-6", label: "Claude Sonnet 4.6 (API)" },
+    ]);
+    expect(list).toHaveLength(2 + DIRECT_MODELS.length - 1);
+    expect(new Set(list.map((m) => m.id)).size).toBe(list.length);
+    const asked = () => mock.requests().filter((r) => r.method === "GET" && r.path.startsWith("/v1/models"));
+    expect(asked()).toHaveLength(1);
+    expect(asked()[0].headers["anthropic-version"]).toBe("2023-06-01");
+    expect(await listModels()).toEqual(list);
+    expect(asked()).toHaveLength(1);
+    expect(await refreshModels()).toEqual(list);
+    expect(asked()).toHaveLength(2);
+  });
+
+  it("an API that fails or cannot be reached: the static list", async () => {
+    setEnv({ ANTHROPIC_API_KEY: "sk-models-test", ANTHROPIC_BASE_URL: "http://127.0.0.1:9", CLAUDE_CODE_USE_BEDROCK: undefined, ANTHROPIC_BEDROCK_BASE_URL: undefined });
+    expect(await refreshModels()).toEqual(DIRECT_MODELS);
   });
 });
 

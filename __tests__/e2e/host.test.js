@@ -200,7 +200,7 @@ describe.each(HOST_VERSIONS)("the real Paperclip host %s", (version) => {
     expect(ours).toMatchObject({
       source: "external",
       loaded: true,
-      modelsCount: 6,
+      modelsCount: 11,
       capabilities: { supportsInstructionsBundle: true, supportsSkills: true, supportsLocalAgentJwt: true, requiresMaterializedRuntimeSkills: false },
     });
     const schema = await json("GET", "/adapters/claude_k8s/config-schema");
@@ -257,6 +257,15 @@ describe.each(HOST_VERSIONS)("the real Paperclip host %s", (version) => {
     expect(entries.find((e) => e.kind === "assistant")?.text).toMatch(/^Hi from the host \d+$/);
     expect(entries.filter((e) => e.kind === "result")).toHaveLength(1);
     expect(entries.find((e) => e.kind === "result")).toMatchObject({ isError: false, subtype: "success" });
+  });
+
+  it("the agent form's models: claude_local's current list from the host's models route, and its refresh", async () => {
+    // The host has no ANTHROPIC_API_KEY here: the static list (with one, the API's /v1/models first).
+    const listed = await json("GET", `/companies/${companyId}/adapters/claude_k8s/models`);
+    expect(listed.map((m) => m.id)).toEqual(expect.arrayContaining(["claude-opus-5", "claude-sonnet-4-6", "claude-opus-4-8"]));
+    expect(listed).toHaveLength(11);
+    expect(listed[0]).toEqual({ id: "claude-opus-4-8", label: "Claude Opus 4.8" });
+    expect(await json("GET", `/companies/${companyId}/adapters/claude_k8s/models?refresh=1`)).toEqual(listed);
   });
 
   it("a run cancelled from the host's API: the adapter learns it (ctx.signal; on older hosts the run's status), the Job is deleted, the run recorded cancelled", async () => {

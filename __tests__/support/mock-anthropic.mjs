@@ -21,7 +21,7 @@
 //   stall[/output=N]            one text block (message_start says N output
 //                               tokens), then the stream hangs: the CLI never
 //                               prints a result (for kill/OOM tests)
-// Every request is recorded: GET /_requests, DELETE /_requests.
+// GET /v1/models lists two models. Every request is recorded: GET /_requests, DELETE /_requests.
 import http from "node:http";
 
 function sse(res, event, data) {
@@ -191,6 +191,15 @@ export async function startMockAnthropic({ port = 0, host = "127.0.0.1" } = {}) 
         if (!res.headersSent) res.writeHead(500);
         res.end();
       }
+      return;
+    }
+    if (req.method === "GET" && /\/v1\/models(\?|$)/.test(url)) {
+      // The Models API, for the adapter's listModels.
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ data: [
+        { type: "model", id: "claude-mock-9", display_name: "Claude Mock 9", created_at: "2026-11-01T00:00:00Z" },
+        { type: "model", id: "claude-sonnet-4-6", display_name: "Claude Sonnet 4.6 (API)", created_at: "2026-01-01T00:00:00Z" },
+      ], has_more: false, first_id: "claude-mock-9", last_id: "claude-sonnet-4-6" }));
       return;
     }
     // Anything else the CLI asks at start-up: an empty, successful answer.

@@ -67,6 +67,8 @@ export interface AdapterExecutionContext {
   signal?: AbortSignal;
   /** Newer hosts: called (and awaited) before the run starts, to say that `signal` is listened to. */
   onCancellationReady?: () => Promise<void>;
+  /** Host 2026.916.1: its runtime MCP servers, written (tokens in a Secret) into the pod's `--mcp-config`. */
+  runtimeMcp?: { getServers(): Array<{ name: string; url: string; token: string; connectionId: string }> };
   // Newer hosts pass more fields (executionTarget, executionTransport, …); they are ignored.
 }
 
@@ -217,6 +219,8 @@ export interface ServerAdapterModule {
   syncSkills: (ctx: AdapterSkillContext, desiredSkills: string[]) => Promise<AdapterSkillSnapshot>;
   getConfigSchema: () => AdapterConfigSchema;
   supportsLocalAgentJwt: boolean;
+  /** Host 2026.916.1: how Paperclip's runtime tools reach the agent (here: as MCP servers in `ctx.runtimeMcp`). */
+  runtimeToolDelivery: "native_mcp";
   supportsInstructionsBundle: boolean;
   instructionsPathKey: string;
   requiresMaterializedRuntimeSkills: boolean;

@@ -35,6 +35,10 @@ export function createServerAdapter() {
     syncSkills,
     getConfigSchema,
     supportsLocalAgentJwt: true,
+    // Host 2026.916.1: Paperclip's connection tools come as an MCP server in
+    // ctx.runtimeMcp (written into the pod's --mcp-config), not as a bearer
+    // token in ctx.context.paperclipRuntimeTools (which would reach onMeta).
+    runtimeToolDelivery: "native_mcp",
     supportsInstructionsBundle: true,
     instructionsPathKey: "instructionsFilePath",
     requiresMaterializedRuntimeSkills: false,

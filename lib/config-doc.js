@@ -14,6 +14,8 @@ streamed into the run log as it happens.
 - \`dangerouslySkipPermissions\` (boolean, default **true**: Job pods are unattended, nobody can approve a prompt).
 - \`instructionsFilePath\` (string) — agent instructions appended to the system prompt on a new session.
 - \`extraArgs\` (string[]) — appended to the claude arguments.
+- \`mcpServers\` — the agent's own MCP servers, as the CLI's \`--mcp-config\` has them (\`{"name": {"type": "http", "url": "…", "headers": {…}}}\` or \`{"name": {"command": "…", "args": […]}}\`), an object or its JSON text. They are merged with the host's runtime MCP servers (Paperclip's own tools, host 2026.916.1+) into one file that reaches the pod in the run's Secret, never in the Job's env; a host URL on localhost is re-pointed at the pod's \`PAPERCLIP_API_URL\`.
+- \`strictMcpConfig\` (boolean, default false) — also pass \`--strict-mcp-config\`: the CLI then uses only those servers, not the user's or the project's.
 - \`env\` (object of strings) — env vars for the claude container; they win over everything else.
 - \`promptTemplate\` (string, default \`You are agent {{agent.id}} ({{agent.name}}). Continue your Paperclip work.\`).
 - \`bootstrapPromptTemplate\` (string) — prepended only when no session is resumed.

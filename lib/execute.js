@@ -82,6 +82,7 @@ export async function execute(ctx) {
   }
   const data = {};
   for (const key of DATA_FIELDS) data[key] = ctx[key];
+  data.runtimeMcpServers = runtimeMcpServers(ctx.runtimeMcp);
   const json = toJson(data);
   const onLog = wrapCallback("onLog", ctx.onLog);
   const onMeta = wrapCallback("onMeta", ctx.onMeta);
@@ -105,6 +106,25 @@ export async function execute(ctx) {
   } finally {
     if (onAbort) signal.removeEventListener("abort", onAbort);
   }
+}
+
+/**
+ * Host 2026.916.1's runtime MCP servers: `ctx.runtimeMcp` is an object with a
+ * `getServers()` method (not data), so it is read here. A host whose
+ * getServers throws or returns junk gets a run without them, not a failed one.
+ */
+function runtimeMcpServers(access) {
+  if (access === null || typeof access !== "object" || typeof access.getServers !== "function") return [];
+  let servers;
+  try {
+    servers = access.getServers();
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(servers)) return [];
+  return servers
+    .filter((s) => s !== null && typeof s === "object")
+    .map(({ name, url, token, connectionId }) => ({ name, url, token, connectionId }));
 }
 
 function isAbortSignal(v) {

@@ -287,6 +287,34 @@ describe.each(HOST_VERSIONS)("the real Paperclip host %s", (version) => {
     expect(run.error).not.toContain("sk-mock");
   });
 
+  // Runtime MCP servers arrived in 2026.916.1 (2026.707.0 has none to give).
+  it.skipIf(version.localeCompare("2026.800", undefined, { numeric: true }) < 0)(
+    "Paperclip's runtime tools in the pod: the CLI calls the host's create_project over MCP, and the host records the project and its activity",
+    async () => {
+      const issue = await json("POST", `/companies/${companyId}/issues`, { title: `MCP issue ${Date.now()}`, status: "todo" });
+      const projectName = `Made over MCP ${Date.now()}`;
+      const input = encodeURIComponent(JSON.stringify({ name: projectName, idempotencyKey: `mcp-${issue.id}` }));
+      // The mock API cannot search deferred tools: the CLI lists MCP tools up front.
+      const agent = await createAgent(companyId, "MCP Agent", `mcp/tool=create_project/input=${input}`, { env: { ENABLE_TOOL_SEARCH: "false" } });
+      const run = await waitForRun((await json("POST", `/agents/${agent.id}/heartbeat/invoke`, { payload: { issueId: issue.id } })).id, 180_000);
+      const log = stdoutOf((await json("GET", `/heartbeat-runs/${run.id}/log`)).content);
+      expect(run.status, log.slice(-2000)).toBe("succeeded");
+      const init = log.split("\n").filter((l) => l.startsWith('{"type":"system"')).map((l) => JSON.parse(l)).find((e) => e.subtype === "init");
+      expect(init.mcp_servers).toEqual(expect.arrayContaining([expect.objectContaining({ name: "Paperclip projects", status: "connected" })]));
+      expect(log).toMatch(/"name":"mcp__[^"]*__create_project"/);
+      // What the host recorded: the project, and an activity naming this run.
+      const projects = await json("GET", `/companies/${companyId}/projects`);
+      expect((Array.isArray(projects) ? projects : projects.projects ?? []).map((p) => p.name)).toContain(projectName);
+      const activity = await json("GET", `/issues/${issue.id}/activity`);
+      expect((Array.isArray(activity) ? activity : activity.activity ?? activity.items ?? [])).toEqual(
+        expect.arrayContaining([expect.objectContaining({ action: "project.created", runId: run.id, agentId: agent.id })]),
+      );
+      // The run's token went to the pod in a Secret only.
+      expect(log).not.toMatch(/Bearer [A-Za-z0-9._-]{20,}/);
+    },
+    240_000,
+  );
+
   it("a transient upstream failure (529) is recorded with its family, and the host schedules a retry of it", async () => {
     const agent = await createAgent(companyId, "Overloaded Agent", "status/code=529", { env: { CLAUDE_CODE_MAX_RETRIES: "0" } });
     const failed = await waitForRun((await json("POST", `/agents/${agent.id}/heartbeat/invoke`, {})).id);

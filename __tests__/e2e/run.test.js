@@ -2,6 +2,7 @@
 // Job pod, against the mock Anthropic API, as the adapter's RBAC identity.
 import { beforeAll, describe, expect, it } from "vitest";
 import { NS, getJson, inPaperclipPod, jobsOf, leftovers, makeCtx, run } from "./harness.js";
+import { startMockMcp } from "../support/mock-mcp.mjs";
 
 inPaperclipPod(beforeAll);
 
@@ -64,6 +65,38 @@ describe("a heartbeat on the local cluster", () => {
     );
     expect(second.meta[0].commandArgs).toEqual(expect.arrayContaining(["--resume", sessionId]));
     expect(second.result).toMatchObject({ exitCode: 0, sessionId, summary: "second" });
+  });
+
+  it("MCP: the host's runtime server and the agent's own reach the CLI in the pod through the Secret; a tool call arrives with its token", async () => {
+    const token = "rt-token-secret-5b1e";
+    const mcp = await startMockMcp({ token });
+    try {
+      const input = encodeURIComponent(JSON.stringify({ text: "hi from the pod" }));
+      const ctx = makeCtx({
+        scenario: `mcp/tool=echo/input=${input}`,
+        // The mock API cannot search deferred tools: the CLI lists MCP tools up front.
+        env: { ENABLE_TOOL_SEARCH: "false" },
+        config: { retainJobs: true, mcpServers: { "agent-own": { type: "http", url: `${mcp.url}/lookup`, headers: { Authorization: `Bearer ${token}` } } } },
+      });
+      // As host 2026.916.1 passes them: an object with getServers(), not data.
+      ctx.runtimeMcp = { getServers: () => [{ name: "Paperclip test", url: `${mcp.url}/echo`, token, connectionId: "conn-test-1" }] };
+      const r = await run(ctx);
+      expect(r.result).toMatchObject({ exitCode: 0 });
+      expect(r.result.summary).toMatch(/^The tool said: echo: hi from the pod/);
+      expect(mcp.calls()).toEqual([{ server: "echo", tool: "echo", arguments: { text: "hi from the pod" }, authorization: `Bearer ${token}` }]);
+      const init = r.lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l)).find((e) => e.subtype === "init");
+      expect(init.mcp_servers.map((s) => [s.name, s.status]).sort()).toEqual([["Paperclip test", "connected"], ["agent-own", "connected"]]);
+      expect(r.meta[0].commandArgs).toEqual(expect.arrayContaining(["--mcp-config", "/tmp/prompt-secret/mcp-config.json"]));
+      expect(r.meta[0].commandArgs).not.toContain("--strict-mcp-config");
+      // The token: in the Secret only — not in onMeta, the logs or the Job.
+      const name = r.meta[0].command.replace("kubectl job/", "");
+      const job = getJson(["-n", NS, "get", "job", name]);
+      for (const where of [JSON.stringify(r.meta), r.stdout + r.stderr, JSON.stringify(job)]) expect(where).not.toContain(token);
+      expect(job.spec.template.spec.volumes.find((v) => v.name === "prompt-secret").secret.secretName).toBe(`${name}-prompt`);
+      await expect.poll(() => getJson(["-n", NS, "get", "secret", `${name}-prompt`]), { timeout: 30_000 }).toBeNull();
+    } finally {
+      await mcp.close();
+    }
   });
 
   it("the Job looks like the original's: labels, inherited PVC and envFrom, security context", async () => {

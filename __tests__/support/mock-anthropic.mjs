@@ -18,6 +18,7 @@
 //   blocks/n=3000               one message with N text blocks "line 000001"…
 //   big/mib=100                 text blocks totalling about N MiB
 //   max-turns                   always asks for another tool call
+//   mcp/tool=…[/input=<json>]   calls the MCP tool mcp__*__<tool>, then says what it returned
 //   stall[/output=N]            one text block (message_start says N output
 //                               tokens), then the stream hangs: the CLI never
 //                               prints a result (for kill/OOM tests)
@@ -91,6 +92,30 @@ async function answer(req, res, body, scenario) {
         { type: "text", text: "Let me run that." },
         { type: "tool_use", id: toolId(), name: "Bash", input: { command: params.cmd ?? "uname -s", description: "Run a command" } },
       ]);
+    case "mcp": {
+      // Calls the MCP tool whose name ends in __<tool> (the CLI names them
+      // mcp__<server>__<tool>) with `input`, then answers with what it
+      // returned. While the CLI's MCP servers are still connecting, it waits
+      // for them with the CLI's WaitForMcpServers tool (at most 3 times).
+      const wanted = params.tool ?? "echo";
+      const msgs = Array.isArray(body?.messages) ? body.messages : [];
+      const uses = msgs.filter((m) => m.role === "assistant").flatMap((m) => (Array.isArray(m.content) ? m.content : [])).filter((c) => c?.type === "tool_use");
+      const last = msgs.at(-1);
+      const result = Array.isArray(last?.content) ? last.content.find((c) => c?.type === "tool_result") : null;
+      const lastUse = result ? uses.find((u) => u.id === result.tool_use_id) : null;
+      if (lastUse?.name?.startsWith("mcp__")) {
+        const out = typeof result.content === "string" ? result.content : (result.content ?? []).map((c) => c?.text ?? "").join("");
+        return streamMessage(res, model, [{ type: "text", text: `The tool said: ${out}` }]);
+      }
+      const names = (body?.tools ?? []).map((t) => t?.name).filter(Boolean);
+      const name = names.find((n) => n.startsWith("mcp__") && n.endsWith(`__${wanted}`));
+      if (name) return streamMessage(res, model, [{ type: "tool_use", id: toolId(), name, input: params.input ? JSON.parse(params.input) : {} }]);
+      const waits = uses.filter((u) => u.name === "WaitForMcpServers").length;
+      if (names.includes("WaitForMcpServers") && waits < 3) {
+        return streamMessage(res, model, [{ type: "tool_use", id: toolId(), name: "WaitForMcpServers", input: {} }]);
+      }
+      return streamMessage(res, model, [{ type: "text", text: `No MCP tool ${wanted} among: ${names.join(", ")}` }]);
+    }
     case "max-turns":
       return streamMessage(res, model, [{ type: "tool_use", id: toolId(), name: "Bash", input: { command: "echo again", description: "again" } }]);
     case "silence": {

@@ -25,6 +25,10 @@ pub enum ConfigError {
     /// that Kubernetes type.
     #[error("invalid {key}: {detail}")]
     SecurityContext { key: &'static str, detail: String },
+    /// `mcpServers` that is not an object of server objects. The message
+    /// names the server, never its content (it may hold a token).
+    #[error("invalid mcpServers: {0}")]
+    McpServers(String),
 }
 
 /// Container resources after defaults.
@@ -63,6 +67,11 @@ pub struct AdapterConfig {
     pub pod_security_context: Map<String, Value>,
     pub container_security_context: Map<String, Value>,
     pub labels: BTreeMap<String, String>,
+    /// The agent's own MCP servers (`mcpServers`), merged with the host's runtime ones.
+    pub mcp_servers: Map<String, Value>,
+    /// `strictMcpConfig`: `--strict-mcp-config`, so the CLI uses only those
+    /// (not the user's or the project's). Off by default, as 0.1.54 had no MCP flags.
+    pub strict_mcp_config: bool,
     pub enable_rtk: bool,
     pub rtk_max_output_bytes: i64,
     pub cwd: Option<String>,
@@ -143,6 +152,37 @@ pub fn parse_key_values(v: Option<&Value>) -> BTreeMap<String, String> {
 
 /// `tolerations`: an array, or (the fix) the JSON array string the UI's
 /// textarea sends. A string that is not a JSON array of tolerations is an error.
+/// `mcpServers`: the agent's own MCP servers, in the CLI's `--mcp-config`
+/// shape (`{"name": {"type": "http", "url": …}}` or `{"name": {"command": …}}`),
+/// as an object or its JSON text; a `{"mcpServers": {…}}` document is accepted too.
+pub fn parse_mcp_servers(v: Option<&Value>) -> Result<Map<String, Value>, ConfigError> {
+    let parsed;
+    let value = match v {
+        None | Some(Value::Null) => return Ok(Map::new()),
+        Some(Value::String(s)) if s.trim().is_empty() => return Ok(Map::new()),
+        Some(Value::String(s)) => {
+            parsed = serde_json::from_str::<Value>(s)
+                .map_err(|e| ConfigError::McpServers(format!("not valid JSON (line {}, column {}); expected an object", e.line(), e.column())))?;
+            &parsed
+        }
+        Some(other) => other,
+    };
+    let Value::Object(map) = value else { return Err(ConfigError::McpServers("expected an object of MCP servers".into())) };
+    let map = match map.get("mcpServers") {
+        Some(Value::Object(inner)) if map.len() == 1 => inner,
+        _ => map,
+    };
+    for (name, server) in map {
+        let Value::Object(o) = server else {
+            return Err(ConfigError::McpServers(format!("server {name:?} is not an object")));
+        };
+        if !o.contains_key("url") && !o.contains_key("command") {
+            return Err(ConfigError::McpServers(format!("server {name:?} has neither a url nor a command")));
+        }
+    }
+    Ok(map.clone())
+}
+
 pub fn parse_tolerations(v: Option<&Value>) -> Result<Vec<Toleration>, ConfigError> {
     let parsed;
     let array = match v {
@@ -254,6 +294,8 @@ impl AdapterConfig {
                 m.get("securityContext"),
             )?,
             labels: parse_key_values(m.get("labels")),
+            mcp_servers: parse_mcp_servers(m.get("mcpServers"))?,
+            strict_mcp_config: as_bool(m, "strictMcpConfig", false),
             enable_rtk: as_bool(m, "enableRtk", false),
             rtk_max_output_bytes: as_number(m, "rtkMaxOutputBytes", 50_000),
             cwd: as_string(m, "cwd"),
@@ -438,5 +480,27 @@ mod tests {
         assert_eq!(e.paperclip_api_url_or_default(), "http://pc:1");
         assert_eq!(e.paperclip_api_url().as_deref(), Some("http://pc:1"));
         assert_eq!(HostEnv::from_pairs([("PAPERCLIP_API_URL", " ")]).paperclip_api_url(), None);
+    }
+}
+
+#[cfg(test)]
+mod mcp_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn mcp_servers_object_text_or_document() {
+        let want = json!({"docs": {"type": "http", "url": "https://d/mcp"}}).as_object().unwrap().clone();
+        assert_eq!(parse_mcp_servers(Some(&json!({"docs": {"type": "http", "url": "https://d/mcp"}}))).unwrap(), want);
+        assert_eq!(parse_mcp_servers(Some(&json!(r#"{"mcpServers":{"docs":{"type":"http","url":"https://d/mcp"}}}"#))).unwrap(), want);
+        assert!(parse_mcp_servers(None).unwrap().is_empty());
+        assert!(parse_mcp_servers(Some(&json!(" "))).unwrap().is_empty());
+        let e = parse_mcp_servers(Some(&json!(r#"{"x": {"url": "https://h", "headers": {"Authorization": "Bearer SECRET"}}"#))).unwrap_err().to_string();
+        assert!(e.starts_with("invalid mcpServers: not valid JSON") && !e.contains("SECRET"), "{e}");
+        let e = parse_mcp_servers(Some(&json!({"x": {"headers": {"Authorization": "Bearer SECRET"}}}))).unwrap_err().to_string();
+        assert_eq!(e, "invalid mcpServers: server \"x\" has neither a url nor a command");
+        assert_eq!(parse_mcp_servers(Some(&json!([1]))).unwrap_err().to_string(), "invalid mcpServers: expected an object of MCP servers");
+        let c = AdapterConfig::from_map(json!({"strictMcpConfig": true}).as_object().unwrap()).unwrap();
+        assert!(c.strict_mcp_config && c.mcp_servers.is_empty());
     }
 }

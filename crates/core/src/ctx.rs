@@ -21,6 +21,8 @@ pub struct RunContext {
     pub context: Map<String, Value>,
     /// The agent's Paperclip API token; a secret — never logged.
     pub auth_token: Option<String>,
+    /// The host's runtime MCP servers (tokens inside; their `Debug` hides them).
+    pub runtime_mcp: Vec<crate::mcp::RuntimeMcpServer>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -63,6 +65,7 @@ impl RunContext {
             config: as_object(obj.get("config").unwrap_or(&Value::Null)),
             context: as_object(obj.get("context").unwrap_or(&Value::Null)),
             auth_token: string_of(obj.get("authToken")),
+            runtime_mcp: crate::mcp::runtime_servers(v),
         }
     }
 

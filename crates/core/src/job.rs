@@ -109,6 +109,10 @@ pub fn claude_args(input: &JobInput) -> Vec<String> {
             a.extend(["--append-system-prompt-file".into(), f]);
         }
     }
+    // claude_local's place for them: after the system prompt, before --add-dir.
+    if !cfg.mcp_servers.is_empty() || !input.ctx.runtime_mcp.is_empty() {
+        a.extend(crate::mcp::claude_flags(cfg.strict_mcp_config));
+    }
     if let Some(b) = input.bundle {
         a.extend(["--add-dir".into(), b.add_dir.display().to_string()]);
     }
@@ -277,12 +281,23 @@ pub fn build_job(input: &JobInput) -> Result<JobPlan, JobError> {
     let mut notes = Vec::new();
     let large = prompt_bytes > PROMPT_ENV_LIMIT;
     let secret_name = format!("{name}-prompt");
-    let (init_command, init_env, init_mounts) = if large {
+    // The env the claude container gets; the MCP servers' URLs are made
+    // reachable from it (its PAPERCLIP_API_URL).
+    let env = crate::envvars::build_env(rc, cfg, input.env, pod);
+    let pod_api_url = env.iter().find(|e| e.name == "PAPERCLIP_API_URL").and_then(|e| e.value.clone()).unwrap_or_default();
+    // Tokens inside: it goes in the Secret, never in the spec.
+    let mcp_config = crate::mcp::config_json(&cfg.mcp_servers, &rc.runtime_mcp, &pod_api_url);
+    if large || mcp_config.is_some() {
         volumes.push(Volume {
             name: "prompt-secret".into(),
             secret: Some(SecretVolumeSource { secret_name: Some(secret_name.clone()), optional: Some(false), ..Default::default() }),
             ..Default::default()
         });
+    }
+    if mcp_config.is_some() {
+        mounts.push(mount("prompt-secret", crate::mcp::SECRET_MOUNT, true));
+    }
+    let (init_command, init_env, init_mounts) = if large {
         (
             "cp /tmp/prompt-secret/prompt.txt /tmp/prompt/prompt.txt".to_owned(),
             None,
@@ -344,7 +359,6 @@ pub fn build_job(input: &JobInput) -> Result<JobPlan, JobError> {
         ),
     }
 
-    let env = crate::envvars::build_env(rc, cfg, input.env, pod);
     let env_from = pod.map(|p| p.inherited_env_from.clone()).filter(|v| !v.is_empty());
     let r = &cfg.resources;
     let claude = Container {
@@ -416,7 +430,7 @@ pub fn build_job(input: &JobInput) -> Result<JobPlan, JobError> {
         }),
         status: None,
     };
-    let prompt_secret = large.then(|| {
+    let prompt_secret = (large || mcp_config.is_some()).then(|| {
         let mut secret_labels = BTreeMap::from([
             ("app.kubernetes.io/managed-by".to_owned(), "paperclip".to_owned()),
             (crate::guard::LABEL_ADAPTER_TYPE.to_owned(), crate::guard::ADAPTER_TYPE.to_owned()),
@@ -431,7 +445,12 @@ pub fn build_job(input: &JobInput) -> Result<JobPlan, JobError> {
                 labels: Some(secret_labels),
                 ..Default::default()
             },
-            string_data: Some(BTreeMap::from([("prompt.txt".to_owned(), prompt.clone())])),
+            string_data: Some(
+                [large.then(|| ("prompt.txt".to_owned(), prompt.clone())), mcp_config.map(|c| (crate::mcp::CONFIG_KEY.to_owned(), c))]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+            ),
             ..Default::default()
         }
     });

@@ -18,6 +18,7 @@ pub mod envvars;
 pub mod rtk;
 pub mod selfpod;
 pub mod bundle;
+pub mod mcp;
 pub mod job;
 
 // Reading what the pod prints (pure).

@@ -298,3 +298,38 @@ fn a_security_context_of_the_wrong_shape_is_a_config_error() {
         assert!(err.starts_with(want), "{err}");
     }
 }
+
+#[test]
+fn mcp_servers_go_through_the_secret_with_reachable_urls() {
+    let mut pod = self_pod();
+    pod.inherited_env.push(("PAPERCLIP_API_URL".into(), "http://paperclip.pc.svc:3100".into()));
+    let rc = ctx(json!({
+        "runtimeMcpServers": [{"name": "Paperclip projects", "url": "http://localhost:3100/api/mcp/project-tools",
+                               "token": "agent-jwt-SECRET", "connectionId": "paperclip-project-tools"}],
+        "config": {"mcpServers": {"docs": {"type": "http", "url": "https://docs.example/mcp"}}, "strictMcpConfig": true}
+    }));
+    let plan = build(&rc, Some(&pod), None).unwrap();
+    let i = plan.claude_args.iter().position(|a| a == "--mcp-config").expect("--mcp-config");
+    assert_eq!(plan.claude_args[i + 1], "/tmp/prompt-secret/mcp-config.json");
+    assert_eq!(plan.claude_args[i + 2], "--strict-mcp-config");
+    // The token is nowhere in the Job: not in args, env or the spec.
+    let spec = json_of(&plan).to_string();
+    assert!(!spec.contains("agent-jwt-SECRET"), "{spec}");
+    let j = json_of(&plan);
+    let mounts = &j["spec"]["template"]["spec"]["containers"][0]["volumeMounts"];
+    assert!(mounts.as_array().unwrap().iter().any(|m| m["mountPath"] == "/tmp/prompt-secret" && m["readOnly"] == true), "{mounts}");
+    // Small prompt: still in the init container's env; the Secret holds only the MCP config.
+    let secret = plan.prompt_secret.as_ref().expect("a Secret for the MCP config");
+    let data = secret.string_data.as_ref().unwrap();
+    assert_eq!(data.keys().collect::<Vec<_>>(), ["mcp-config.json"]);
+    let doc: Value = serde_json::from_str(&data["mcp-config.json"]).unwrap();
+    assert_eq!(doc["mcpServers"]["docs"]["url"], "https://docs.example/mcp");
+    assert_eq!(
+        doc["mcpServers"]["Paperclip projects"],
+        json!({"type": "http", "url": "http://paperclip.pc.svc:3100/api/mcp/project-tools", "headers": {"Authorization": "Bearer agent-jwt-SECRET"}})
+    );
+    // No servers: no flags, no Secret (0.1.54's Job).
+    let plain = build(&ctx(json!({})), Some(&self_pod()), None).unwrap();
+    assert!(!plain.claude_args.iter().any(|a| a.starts_with("--mcp") || a == "--strict-mcp-config"));
+    assert!(plain.prompt_secret.is_none());
+}

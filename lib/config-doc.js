@@ -15,6 +15,7 @@ streamed into the run log as it happens.
 - \`instructionsFilePath\` (string) — agent instructions appended to the system prompt on a new session.
 - \`extraArgs\` (string[]) — appended to the claude arguments.
 - \`mcpServers\` — the agent's own MCP servers, as the CLI's \`--mcp-config\` has them (\`{"name": {"type": "http", "url": "…", "headers": {…}}}\` or \`{"name": {"command": "…", "args": […]}}\`), an object or its JSON text. They are merged with the host's runtime MCP servers (Paperclip's own tools, host 2026.916.1+) into one file that reaches the pod in the run's Secret, never in the Job's env; a host URL on localhost is re-pointed at the pod's \`PAPERCLIP_API_URL\`.
+- \`environmentProbe\` (\`"version"\` | \`"hello"\`, default off) — makes the host's "Test environment" start a short probe Job with this agent's image, env and Secrets: \`claude --version\`, and for \`"hello"\` one turn of "Respond with hello." against the API. It reports \`claude\` missing from the image, an image the node cannot pull, a key the API refuses or an API the pod cannot reach, each as its own check with a hint; the probe Job is always deleted. \`helloProbeTimeoutSec\` (default 90) bounds it.
 - \`strictMcpConfig\` (boolean, default false) — also pass \`--strict-mcp-config\`: the CLI then uses only those servers, not the user's or the project's.
 - \`env\` (object of strings) — env vars for the claude container; they win over everything else.
 - \`promptTemplate\` (string, default \`You are agent {{agent.id}} ({{agent.name}}). Continue your Paperclip work.\`).

@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testEnvironment } from "../../server.js";
-import { NS, cluster, dropIdentity, identityWithout, inPaperclipPod, jobsOf, k8sMinor, kubectl, makeCtx, run } from "./harness.js";
+import { NS, cluster, dropIdentity, getJson, identityWithout, inPaperclipPod, jobsOf, k8sMinor, kubectl, makeCtx, mockUrl, run } from "./harness.js";
 
 inPaperclipPod(beforeAll);
 
@@ -93,6 +93,57 @@ describe("testEnvironment", () => {
 
 // What execute does when the Role lacks a verb it uses. Verbs that only
 // testEnvironment reads (get jobs/secrets/PVCs) are left out; pods/log is above.
+describe("testEnvironment's opt-in probe: a short Job with the agent's image and env", () => {
+  const probeCtx = (config) => ({
+    companyId: "co",
+    adapterType: "claude_k8s",
+    config: { kubeconfig: cluster.KUBECONFIG, namespace: NS, ...config, env: { CLAUDE_CODE_MAX_RETRIES: "0", ...config.env } },
+  });
+  const byCode = (r) => Object.fromEntries(r.checks.map((c) => [c.code, c]));
+  const probeJobs = () => getJson(["-n", NS, "get", "jobs", "-l", "paperclip.io/probe=environment"])?.items ?? [];
+  const noProbeLeft = () => expect.poll(() => probeJobs().filter((j) => !j.metadata.deletionTimestamp).length, { timeout: 30_000 }).toBe(0);
+
+  it("off unless asked: no Job", async () => {
+    const r = await testEnvironment(envCtx(cluster.KUBECONFIG));
+    expect(r.checks.map((c) => c.code).filter((c) => c.includes("probe"))).toEqual([]);
+  });
+
+  it("hello: the CLI's version and a one-turn hello, passed; the probe Job deleted", async () => {
+    const r = await testEnvironment(probeCtx({ environmentProbe: "hello", env: { ANTHROPIC_BASE_URL: `${mockUrl}/s/plain/text=Hello%20there.` } }));
+    const c = byCode(r);
+    expect(c.claude_probe_cli_version).toMatchObject({ level: "info" });
+    expect(c.claude_probe_cli_version.message).toMatch(/^Claude Code \d+\.\d+\.\d+ in claude-k8s\/local:dev$/);
+    expect(c.claude_hello_probe_passed).toMatchObject({ level: "info", message: "Claude hello probe succeeded." });
+    expect(r.status).toBe("pass");
+    await noProbeLeft();
+  });
+
+  it("version only: no turn against the API", async () => {
+    const r = await testEnvironment(probeCtx({ environmentProbe: "version", env: { ANTHROPIC_BASE_URL: `${mockUrl}/s/status/code=401` } }));
+    const codes = r.checks.map((c) => c.code);
+    expect(codes).toContain("claude_probe_cli_version");
+    expect(codes.filter((c) => c.startsWith("claude_hello_probe"))).toEqual([]);
+    await noProbeLeft();
+  });
+
+  it.each([
+    ["an image without claude", { image: "busybox:1.36" }, "claude_probe_cli_missing", /has no `claude` on its PATH/],
+    ["an image that cannot be pulled", { image: "registry.invalid/paperclip/claude:1" }, "k8s_probe_image_pull_failed", /could not pull the agent's image registry\.invalid\/paperclip\/claude:1: .*no such host/],
+    ["a bad API key", { env: { ANTHROPIC_BASE_URL: `${mockUrl}/s/status/code=401` } }, "claude_hello_probe_auth_required", /refused the pod's credentials/],
+    ["an API the pod cannot reach", { env: { ANTHROPIC_BASE_URL: "http://127.0.0.1:9" } }, "claude_hello_probe_api_unreachable", /cannot reach the Anthropic API/],
+  ])("%s → %s, an error with a hint; the probe Job deleted", async (_, config, code, message) => {
+    const r = await testEnvironment(probeCtx({ environmentProbe: "hello", ...config, env: { ANTHROPIC_BASE_URL: `${mockUrl}/s/plain`, ...config.env } }));
+    const c = byCode(r)[code];
+    expect(c, JSON.stringify(r.checks.filter((x) => x.code.includes("probe")))).toMatchObject({ level: "error" });
+    expect(c.message).toMatch(message);
+    expect(c.hint).toBeTruthy();
+    expect(r.status).toBe("fail");
+    // The Deployment's API key never reaches a check.
+    expect(JSON.stringify(r)).not.toContain("sk-test-not-a-real-key");
+    await noProbeLeft();
+  });
+});
+
 describe("execute with one verb missing from the Role", () => {
   afterAll(() => dropIdentity("tester-2"));
   const denied = /forbidden/i;

@@ -246,9 +246,22 @@ pub async fn test_environment(ctx: &Value, env: &crate::config::HostEnv) -> Envi
         }
     };
     let (rbac, secret, pvc) = futures::join!(rbac, secret, pvc);
+    let may_create_jobs = rbac.iter().any(|c| c.code == "k8s_rbac_job_create" && c.level == "info");
     checks.extend(rbac);
     checks.push(secret);
     checks.push(pvc);
+    if let Some(probe) = crate::probe::Probe::from_config(&config) {
+        if may_create_jobs {
+            let company = str_field(&ctx, "companyId").unwrap_or_default();
+            checks.extend(crate::probe::run(probe, client, company, &config, self_pod.as_ref(), env, &namespace).await);
+        } else {
+            checks.push(Check::new(
+                "claude_probe_skipped",
+                "warn",
+                format!("The probe Job was not started: the adapter may not create Jobs in {namespace}"),
+            ));
+        }
+    }
     done(checks)
 }
 

@@ -39,3 +39,4 @@ pub mod report;
 pub mod logs;
 pub mod run;
 pub mod env_test;
+pub mod probe;

@@ -240,6 +240,8 @@ async fn finalize_delete(state: &NodeState, pod: &Pod) {
 #[derive(Clone, Debug)]
 enum CState {
     Waiting(&'static str),
+    /// Waiting with the kubelet's message (image pull failures).
+    WaitingWhy(&'static str, String),
     Running { started: String },
     Terminated { code: i32, reason: String, started: String, finished: String, message: Option<String> },
 }
@@ -270,6 +272,9 @@ impl Statuses {
                 .map(|(name, image, st)| {
                     let (state, ready) = match st {
                         CState::Waiting(r) => (json!({"waiting": {"reason": r}, "running": null, "terminated": null}), false),
+                        CState::WaitingWhy(r, m) => {
+                            (json!({"waiting": {"reason": r, "message": m}, "running": null, "terminated": null}), false)
+                        }
                         CState::Running { started } => {
                             (json!({"running": {"startedAt": started}, "waiting": null, "terminated": null}), !init)
                         }
@@ -410,6 +415,23 @@ async fn patch_status(state: &NodeState, api: &Api<Pod>, run: &PodRun, st: &mut 
     }
 }
 
+fn img_of(c: &Container) -> String {
+    c.image.clone().unwrap_or_default()
+}
+
+/// An image of a registry in the reserved `.invalid` domain (RFC 2606): no node could pull it.
+fn unpullable(image: &str) -> bool {
+    let first = image.split('/').next().unwrap_or_default();
+    image.contains('/') && first.split(':').next().unwrap_or_default().ends_with(".invalid")
+}
+
+/// Whether an image has the Claude Code CLI: all do here, except plain OS images.
+fn ships_claude(image: &str) -> bool {
+    let name = image.rsplit('/').next().unwrap_or(image);
+    let name = name.split([':', '@']).next().unwrap_or(name);
+    !matches!(name, "busybox" | "alpine" | "debian" | "ubuntu")
+}
+
 async fn run_pod(state: &Arc<NodeState>, run: &Arc<PodRun>, pod: Pod) -> Result<(), String> {
     let api: Api<Pod> = Api::namespaced(state.client.clone(), &run.ns);
     let spec = pod.spec.clone().ok_or("pod has no spec")?;
@@ -454,6 +476,36 @@ async fn run_pod(state: &Arc<NodeState>, run: &Arc<PodRun>, pod: Pod) -> Result<
         if failed {
             break;
         }
+    }
+    // A kubelet pulls each container's image before starting it; an image it
+    // cannot pull keeps the pod Pending in ErrImagePull / ImagePullBackOff
+    // until the pod is deleted. This node "pulls" every image except those of
+    // a registry that cannot exist (the reserved `.invalid` domain).
+    if !failed && let Some((i, image)) = spec.containers.iter().enumerate().find_map(|(i, c)| unpullable(&img(c)).then(|| (i, img(c)))) {
+        let host = image.split('/').next().unwrap_or_default().to_owned();
+        let mut attempt = 0u32;
+        while !run.terminating.load(Ordering::SeqCst) {
+            st.main[i].2 = if attempt == 0 {
+                CState::WaitingWhy(
+                    "ErrImagePull",
+                    format!("failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\": dial tcp: lookup {host}: no such host"),
+                )
+            } else {
+                CState::WaitingWhy("ImagePullBackOff", format!("Back-off pulling image \"{image}\""))
+            };
+            patch_status(state, &api, run, &mut st).await;
+            attempt += 1;
+            for _ in 0..50 {
+                if run.terminating.load(Ordering::SeqCst) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        finalize_delete(state, &pod).await;
+        let _ = std::fs::remove_dir_all(pod_dir.join("volumes"));
+        state.pods.lock().unwrap_or_else(|x| x.into_inner()).remove(&run.uid);
+        return Ok(());
     }
     if !failed {
         let mut tasks = Vec::new();
@@ -737,7 +789,13 @@ async fn run_container(
         mounts.push((cstr(&v.path), cstr(&m.mount_path), v.read_only || m.read_only == Some(true)));
     }
     let workdir = cstr(c.working_dir.clone().unwrap_or_else(|| "/".into()));
-    let path = format!("{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", state.path_prefix);
+    // The Claude Code CLI is on the PATH of every image but the plain OS
+    // ones (busybox, alpine, debian, ubuntu): they do not ship it.
+    let path = if ships_claude(&img_of(c)) {
+        format!("{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", state.path_prefix)
+    } else {
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned()
+    };
     let log = match ContainerLog::create(pod_dir.join(format!("{}.log", c.name))).await {
         Ok(l) => l,
         Err(e) => return fail("ContainerCannotRun", e.to_string()),

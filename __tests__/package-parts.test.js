@@ -108,6 +108,8 @@ describe("config schema and doc", () => {
       "maxTurnsPerRun", "serviceAccountName", "namespace", "image", "imagePullPolicy", "kubeconfig", "ttlSecondsAfterFinished",
       "retainJobs", "reattachOrphanedJobs", "resources.requests.cpu", "resources.requests.memory", "resources.limits.cpu",
       "resources.limits.memory", "nodeSelector", "tolerations", "labels", "enableRtk", "rtkMaxOutputBytes",
+      // Ours, after the original's.
+      "mcpServers", "strictMcpConfig", "environmentProbe",
     ]);
     const by = Object.fromEntries(fields.map((f) => [f.key, f]));
     expect(by.maxTurnsPerRun.default).toBe(1000);

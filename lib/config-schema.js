@@ -17,12 +17,13 @@ const FIELDS = [
   { key: "resources.limits.cpu", label: "CPU limit", type: "text", hint: "Default 4000m." },
   { key: "resources.limits.memory", label: "Memory limit", type: "text", hint: "Default 8Gi." },
   { key: "nodeSelector", label: "Node selector", type: "textarea", hint: "key=value per line (or a JSON object)." },
-  { key: "mcpServers", label: "MCP servers", type: "textarea", hint: "The agent's own MCP servers as JSON, e.g. {\"docs\":{\"type\":\"http\",\"url\":\"https://docs.example/mcp\"}}; merged with Paperclip's runtime tools." },
-  { key: "strictMcpConfig", label: "Only these MCP servers", type: "toggle", hint: "Pass --strict-mcp-config: ignore the user's and project's MCP servers." },
   { key: "tolerations", label: "Tolerations", type: "textarea", hint: "A JSON array of Kubernetes tolerations, e.g. [{\"key\":\"gpu\",\"operator\":\"Exists\"}]." },
   { key: "labels", label: "Extra labels", type: "textarea", hint: "key=value per line; paperclip.io/ and app.kubernetes.io/ keys are reserved." },
   { key: "enableRtk", label: "Truncate large tool output (RTK)", type: "toggle", default: false, hint: "Install a hook that truncates tool output over the byte limit below." },
   { key: "rtkMaxOutputBytes", label: "RTK max output bytes", type: "number", default: 50000, hint: "Tool output above this size is truncated (UTF-8 safe)." },
+  { key: "mcpServers", label: "MCP servers", type: "textarea", hint: "The agent's own MCP servers as JSON, e.g. {\"docs\":{\"type\":\"http\",\"url\":\"https://docs.example/mcp\"}}; merged with Paperclip's runtime tools." },
+  { key: "strictMcpConfig", label: "Only these MCP servers", type: "toggle", hint: "Pass --strict-mcp-config: ignore the user's and project's MCP servers." },
+  { key: "environmentProbe", label: "Test environment probe", type: "select", options: [{ value: "off", label: "off" }, { value: "version", label: "version" }, { value: "hello", label: "hello" }], default: "off", hint: "\"Test environment\" also runs a short Job with this agent's image: claude --version, and for hello one turn against the API." },
 ];
 
 export function getConfigSchema() {

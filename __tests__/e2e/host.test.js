@@ -291,12 +291,21 @@ describe.each(HOST_VERSIONS)("the real Paperclip host %s", (version) => {
   it.skipIf(version.localeCompare("2026.800", undefined, { numeric: true }) < 0)(
     "Paperclip's runtime tools in the pod: the CLI calls the host's create_project over MCP, and the host records the project and its activity",
     async () => {
-      const issue = await json("POST", `/companies/${companyId}/issues`, { title: `MCP issue ${Date.now()}`, status: "todo" });
       const projectName = `Made over MCP ${Date.now()}`;
-      const input = encodeURIComponent(JSON.stringify({ name: projectName, idempotencyKey: `mcp-${issue.id}` }));
+      const input = encodeURIComponent(JSON.stringify({ name: projectName, idempotencyKey: `mcp-${Date.now()}` }));
       // The mock API cannot search deferred tools: the CLI lists MCP tools up front.
       const agent = await createAgent(companyId, "MCP Agent", `mcp/tool=create_project/input=${input}`, { env: { ENABLE_TOOL_SEARCH: "false" } });
-      const run = await waitForRun((await json("POST", `/agents/${agent.id}/heartbeat/invoke`, { payload: { issueId: issue.id } })).id, 180_000);
+      // A run bound to an issue the agent owns: the host offers its project tools to such runs only.
+      const issue = await json("POST", `/companies/${companyId}/issues`, { title: `MCP issue ${Date.now()}`, status: "todo", assigneeAgentId: agent.id });
+      const runsOf = async () => {
+        const runs = await json("GET", `/companies/${companyId}/heartbeat-runs?agentId=${agent.id}&limit=20`);
+        return (Array.isArray(runs) ? runs : runs.runs ?? []).filter((r) => r.contextSnapshot?.issueId === issue.id);
+      };
+      // The assignment wakes the agent; ask for a heartbeat only if it did not.
+      let woke;
+      await expect.poll(async () => (woke = (await runsOf())[0]), { timeout: 15_000, interval: 500 }).toBeTruthy().catch(() => {});
+      woke ??= await json("POST", `/agents/${agent.id}/heartbeat/invoke`, { payload: { issueId: issue.id } });
+      const run = await waitForRun(woke.id, 180_000);
       const log = stdoutOf((await json("GET", `/heartbeat-runs/${run.id}/log`)).content);
       expect(run.status, log.slice(-2000)).toBe("succeeded");
       const init = log.split("\n").filter((l) => l.startsWith('{"type":"system"')).map((l) => JSON.parse(l)).find((e) => e.subtype === "init");

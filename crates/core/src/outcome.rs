@@ -171,9 +171,7 @@ impl RunResult {
         let family = c.family.map(Family::as_str);
         let retry = c.retry_not_before.map(crate::retry::iso);
         let retryable = matches!(c.family, Some(Family::TransientUpstream | Family::ProviderQuota));
-        if retryable && !c.provider_work_started {
-            self.execution_recovery = Some(json!({"kind": "bootstrap", "providerWorkStarted": false}));
-        }
+        let recovery = (retryable && !c.provider_work_started).then(|| json!({"kind": "bootstrap", "providerWorkStarted": false}));
         if let Some(url) = c.login_url {
             self.error_meta = Some(json!({"loginUrl": url}));
         }
@@ -187,6 +185,12 @@ impl RunResult {
         if let Some(f) = family {
             rj.insert("errorFamily".into(), json!(f));
         }
+        // 2026.916.1 copies the top-level field into the run's resultJson;
+        // 2026.707.0 does not, so it is written there too (as claude_local does).
+        if let Some(r) = &recovery {
+            rj.insert("executionRecovery".into(), r.clone());
+        }
+        self.execution_recovery = recovery;
         if let Some(at) = &retry {
             rj.insert("retryNotBefore".into(), json!(at));
             rj.insert("transientRetryNotBefore".into(), json!(at));

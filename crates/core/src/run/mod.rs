@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod, Secret};
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -45,7 +45,9 @@ use crate::report::Reporter;
 use crate::transcript::TranscriptParser;
 
 mod book;
+mod watches;
 use book::PodBook;
+use watches::{JobNews, JobView, Unwatchable, WatchHealth};
 
 /// Why `execute` rejects instead of returning a result.
 #[derive(Debug, thiserror::Error)]
@@ -61,11 +63,6 @@ pub enum RunError {
 
 /// How often the keepalive line is considered.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
-/// How long watches may fail in a row before the Job's state counts as unknowable.
-const STATE_RECHECK: Duration = Duration::from_secs(60);
-/// How long a watch may be refused (403) before that is taken as final: an
-/// apiserver that just restarted answers 403 until its RBAC caches are warm.
-const FORBIDDEN_GRACE: Duration = Duration::from_secs(8);
 /// After the Job vanished, how long the log may still drain.
 const JOB_GONE_DRAIN: Duration = Duration::from_secs(10);
 /// How long a new Job may be without a pod before its events are read for
@@ -393,14 +390,8 @@ async fn follow<H: Host + 'static>(
     probe: Option<CancelProbe>,
 ) -> Result<Followed, RunError> {
     let pods: Api<Pod> = Api::namespaced(run.client.clone(), &run.namespace);
-    let jobs: Api<Job> = Api::namespaced(run.client.clone(), &run.namespace);
-    let selector = match &run.job_uid {
-        Some(uid) => format!("controller-uid={uid}"),
-        None => format!("job-name={}", run.job_name),
-    };
-    let mut pod_events =
-        crate::watch::watch(pods.clone(), watcher::Config::default().labels(&selector), run.lists.clone()).default_backoff().boxed();
-    let mut job_events = crate::watch::watch_object(jobs.clone(), &run.job_name, run.lists.clone()).default_backoff().boxed();
+    let mut pod_events = watches::pod_events(run);
+    let mut job_events = watches::job_events(run);
 
     let (view_tx, view_rx) = watch::channel(ContainerView::default());
     let mut parser = TranscriptParser::new(cfg.model.as_deref().unwrap_or_default());
@@ -409,15 +400,10 @@ async fn follow<H: Host + 'static>(
     let mut last_description = String::new();
     let mut spawned = false;
     let mut pod_running_at: Option<Instant> = None;
-    let mut job: Option<Job> = None;
-    let mut job_gone_at: Option<Instant> = None;
-    let mut job_events_seen = 0u32;
-    let mut watch_failing_since: Option<Instant> = None;
+    let mut job = JobView::default();
+    let mut health = WatchHealth::default();
     let host_cancel = reporter.cancellation();
     let mut cancelled_by: Option<&str> = None;
-    // Since when each watch has been refused by RBAC, and the apiserver's words.
-    let mut pods_denied: Option<(Instant, String)> = None;
-    let mut job_denied: Option<(Instant, String)> = None;
     let mut timed_out = false;
     // Aborted when dropped: an early return (a callback that failed, say) must
     // not leave the follower calling the host after execute has settled.
@@ -445,7 +431,7 @@ async fn follow<H: Host + 'static>(
     let no_pod_yet = tokio::time::sleep(NO_POD_YET);
     tokio::pin!(no_pod_yet);
     // The Job's `FailedCreate` events, watched only once it has gone NO_POD_YET without a pod.
-    let mut refusals: Option<futures::stream::BoxStream<'static, Result<watcher::Event<CoreEvent>, watcher::Error>>> = None;
+    let mut refusals: Option<watches::RefusalEvents> = None;
     let mut refusals_opened = false;
 
     // The loop ends when the follower has finished, or a decision ends the run early.
@@ -455,18 +441,11 @@ async fn follow<H: Host + 'static>(
             ev = pod_events.next() => {
                 match ev {
                     Some(Ok(ev)) => {
-                        // `Init` only says a (re)list begins: the watcher yields it
-                        // again before every retry of a failing list, so it is no
-                        // sign of health.
-                        if !matches!(ev, watcher::Event::Init) {
-                            watch_failing_since = None;
-                            pods_denied = None;
-                        }
+                        health.pod_event(&ev);
                         book.apply(ev);
                     }
                     Some(Err(e)) => {
-                        watch_failing_since.get_or_insert_with(Instant::now);
-                        note_denied(&mut pods_denied, &e);
+                        health.pod_failed(&e, Instant::now());
                         tracing::debug!(error = %e, "pod watch error");
                     }
                     None => {}
@@ -532,30 +511,22 @@ async fn follow<H: Host + 'static>(
             }
             ev = job_events.next() => {
                 match ev {
-                    Some(Ok(Some(j))) => {
-                        watch_failing_since = None;
-                        job_denied = None;
-                        job_events_seen += 1;
-                        if job_deadline_exceeded(&j) && !timed_out {
-                            timed_out = true;
-                        }
-                        job = Some(j);
-                    }
-                    Some(Ok(None)) => {
-                        watch_failing_since = None;
-                        job_denied = None;
-                        if job_gone_at.is_none() {
-                            job_gone_at = Some(Instant::now());
-                            job_gone_drain.as_mut().reset(tokio::time::Instant::now() + JOB_GONE_DRAIN);
-                            if !spawned {
-                                // Nothing will ever run: stop waiting for a pod.
-                                view_tx.send_modify(|v| v.stop = true);
+                    Some(Ok(state)) => {
+                        health.job_event();
+                        match job.observe(state, Instant::now()) {
+                            JobNews::Seen { deadline_exceeded: true } => timed_out = true,
+                            JobNews::Vanished => {
+                                job_gone_drain.as_mut().reset(tokio::time::Instant::now() + JOB_GONE_DRAIN);
+                                if !spawned {
+                                    // Nothing will ever run: stop waiting for a pod.
+                                    view_tx.send_modify(|v| v.stop = true);
+                                }
                             }
+                            JobNews::Seen { .. } | JobNews::StillGone => {}
                         }
                     }
                     Some(Err(e)) => {
-                        watch_failing_since.get_or_insert_with(Instant::now);
-                        note_denied(&mut job_denied, &e);
+                        health.job_failed(&e, Instant::now());
                         tracing::debug!(error = %e, "job watch error");
                     }
                     None => {}
@@ -585,17 +556,12 @@ async fn follow<H: Host + 'static>(
             }
             _ = &mut no_pod_yet, if !refusals_opened && !book.ever_seen && !run.reattached && run.job_uid.is_some() => {
                 refusals_opened = true;
-                let events: Api<CoreEvent> = Api::namespaced(run.client.clone(), &run.namespace);
-                let fields = format!("involvedObject.uid={},reason=FailedCreate", run.job_uid.as_deref().unwrap_or_default());
-                refusals = Some(crate::watch::watch(events, watcher::Config::default().fields(&fields), run.lists.clone()));
+                refusals = Some(watches::refusal_events(run));
             }
             ev = async { refusals.as_mut().expect("guarded").next().await }, if refusals.is_some() && !book.ever_seen => {
                 match ev {
                     Some(Ok(watcher::Event::Apply(e) | watcher::Event::InitApply(e))) => {
-                        // "Error creating: pods \"…\" is forbidden: violates PodSecurity …": admission
-                        // refused the pod, and will refuse every retry of the same template.
-                        let msg = e.message.unwrap_or_default();
-                        if msg.contains("forbidden") {
+                        if let Some(msg) = watches::refused_pod(e) {
                             break Some(RunResult::error(
                                 "k8s_job_create_failed",
                                 &format!("Failed to create Kubernetes Job: Job {} was created but its pod was refused — {msg}", run.job_name),
@@ -611,7 +577,7 @@ async fn follow<H: Host + 'static>(
                     Some(Ok(_)) => {}
                 }
             }
-            _ = &mut schedule_deadline, if !started && !spawned && job_gone_at.is_none() => {
+            _ = &mut schedule_deadline, if !started && !spawned && job.gone_at.is_none() => {
                 let code = if run.reattached { "k8s_pod_reattach_failed" } else { "k8s_pod_schedule_failed" };
                 let prefix = if run.reattached { "Pod reattach failed" } else { "Pod scheduling failed" };
                 break Some(RunResult::error(code, &format!("{prefix}: Timed out waiting for pod to be scheduled ({}s)", pod::SCHEDULE_TIMEOUT_SECS)));
@@ -636,7 +602,7 @@ async fn follow<H: Host + 'static>(
                     ),
                 ));
             }
-            _ = &mut job_gone_drain, if job_gone_at.is_some() => {
+            _ = &mut job_gone_drain, if job.gone_at.is_some() => {
                 view_tx.send_modify(|v| v.stop = true);
                 if follower_task.is_none() { break None; }
             }
@@ -669,28 +635,31 @@ async fn follow<H: Host + 'static>(
         }
         // A watch the Role forbids will not start working by waiting: say so
         // now, in the words of the step that needed it, and clean up.
-        if let Some((since, msg)) = &pods_denied && since.elapsed() >= FORBIDDEN_GRACE && !spawned {
-            let (code, prefix) = if run.reattached { ("k8s_pod_reattach_failed", "Pod reattach failed") } else { ("k8s_pod_schedule_failed", "Pod scheduling failed") };
-            break Some(RunResult::error(code, &format!("{prefix}: cannot watch the Job's pods (the Role must allow list and watch on pods): {msg}")));
-        }
-        if let Some((since, msg)) = &job_denied && since.elapsed() >= FORBIDDEN_GRACE {
-            break Some(RunResult::error(
-                "k8s_job_state_mismatch",
-                &format!("Job {} cannot be followed (the Role must allow list and watch on jobs): {msg}", run.job_name),
-            ));
-        }
-        if let Some(since) = watch_failing_since && since.elapsed() >= STATE_RECHECK {
-            view_tx.send_modify(|v| v.stop = true);
-            if let Some(t) = follower_task.take() { let _ = t.await; }
-            return Ok(Followed {
-                result: RunResult::error_with_exit(
+        match health.verdict(Instant::now(), spawned) {
+            None => {}
+            Some(Unwatchable::Pods(msg)) => {
+                let (code, prefix) = if run.reattached { ("k8s_pod_reattach_failed", "Pod reattach failed") } else { ("k8s_pod_schedule_failed", "Pod scheduling failed") };
+                break Some(RunResult::error(code, &format!("{prefix}: cannot watch the Job's pods (the Role must allow list and watch on pods): {msg}")));
+            }
+            Some(Unwatchable::Job(msg)) => {
+                break Some(RunResult::error(
                     "k8s_job_state_mismatch",
-                    &format!("Job {} did not complete cleanly (log stream ended before job reached terminal state)", run.job_name),
-                    None,
-                ),
-                retain: true,
-                job_already_deleted: false,
-            });
+                    &format!("Job {} cannot be followed (the Role must allow list and watch on jobs): {msg}", run.job_name),
+                ));
+            }
+            Some(Unwatchable::StateUnknown) => {
+                view_tx.send_modify(|v| v.stop = true);
+                if let Some(t) = follower_task.take() { let _ = t.await; }
+                return Ok(Followed {
+                    result: RunResult::error_with_exit(
+                        "k8s_job_state_mismatch",
+                        &format!("Job {} did not complete cleanly (log stream ended before job reached terminal state)", run.job_name),
+                        None,
+                    ),
+                    retain: true,
+                    job_already_deleted: false,
+                });
+            }
         }
     };
     if let Some(t) = follower_task.take() {
@@ -701,7 +670,7 @@ async fn follow<H: Host + 'static>(
         }
     }
     if let Some(result) = early {
-        return Ok(Followed { result, retain: false, job_already_deleted: job_gone_at.is_some() });
+        return Ok(Followed { result, retain: false, job_already_deleted: job.gone_at.is_some() });
     }
 
     let current = book.current();
@@ -711,13 +680,13 @@ async fn follow<H: Host + 'static>(
     let facts = RunFacts {
         timed_out,
         timeout_sec: cfg.timeout_sec,
-        job_deleted_externally: job_gone_at.is_some(),
-        detected_via: job_gone_at.map(|_| "job-watch-delete".to_owned()),
+        job_deleted_externally: job.gone_at.is_some(),
+        detected_via: job.gone_at.map(|_| "job-watch-delete".to_owned()),
         job: run.job_name.clone(),
         namespace: run.namespace.clone(),
         elapsed_since_pod_running: pod_running_at.map(|t| t.elapsed().as_secs()),
-        completion_polls: job_events_seen,
-        last_job_conditions: job.as_ref().map(job_conditions).unwrap_or_default(),
+        completion_polls: job.events_seen,
+        last_job_conditions: job.last.as_ref().map(job_conditions).unwrap_or_default(),
         configured_model: cfg.model.clone().unwrap_or_default(),
         incoming_session_id: rc.session_id().map(str::to_owned),
         workspace: crate::outcome::WorkspaceParams::from_context(&rc.context),
@@ -730,7 +699,7 @@ async fn follow<H: Host + 'static>(
         reporter.info("Claude session is unavailable; clearing for next run.").await?;
     }
     let result = map_outcome(&facts, &transcript, termination.as_ref());
-    Ok(Followed { result, retain: false, job_already_deleted: job_gone_at.is_some() })
+    Ok(Followed { result, retain: false, job_already_deleted: job.gone_at.is_some() })
 }
 
 fn transcript_is_unknown_session(
@@ -757,36 +726,6 @@ fn spawn_follower<H: Host + 'static>(
         let end = follower.run(&mut parser, view).await;
         (end, parser, follower.stats)
     }))
-}
-
-/// Records when a watch was first refused by RBAC (403), with the message.
-fn note_denied(denied: &mut Option<(Instant, String)>, e: &watcher::Error) {
-    let status: Option<&kube::core::Status> = match e {
-        watcher::Error::InitialListFailed(kube::Error::Api(s))
-        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
-        | watcher::Error::WatchFailed(kube::Error::Api(s)) => Some(s),
-        watcher::Error::WatchError(s) => Some(s),
-        _ => None,
-    };
-    match status.filter(|s| s.code == 403) {
-        Some(s) => {
-            denied.get_or_insert_with(|| (Instant::now(), s.message.clone()));
-        }
-        // Any other failure (the apiserver down, say) is not a refusal.
-        None => *denied = None,
-    }
-}
-
-/// The Job's deadline has passed, by the Job controller's word: `Failed`
-/// with reason `DeadlineExceeded`, or (1.31+) the interim `FailureTarget`
-/// it writes first — `Failed` follows only once the pod it deletes has
-/// terminated, after our log has ended.
-fn job_deadline_exceeded(job: &Job) -> bool {
-    job.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
-        cs.iter().any(|c| {
-            matches!(c.type_.as_str(), "Failed" | "FailureTarget") && c.status == "True" && c.reason.as_deref() == Some("DeadlineExceeded")
-        })
-    })
 }
 
 fn job_conditions(job: &Job) -> Vec<String> {

@@ -28,8 +28,6 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Propag
 use kube::runtime::watcher;
 use kube::{Api, Client};
 use serde_json::{Value, json};
-use tokio::sync::watch;
-use tokio_util::task::AbortOnDropHandle;
 
 use crate::cancel::{self, CancelProbe, Poll};
 use crate::cluster::{self, describe_error, is_not_found};
@@ -37,16 +35,17 @@ use crate::config::{AdapterConfig, HostEnv};
 use crate::ctx::RunContext;
 use crate::guard::{self, ReattachTarget, Verdict};
 use crate::host::{Host, HostError};
-use crate::logs::{ContainerView, FollowEnd, LogFollower};
+use crate::logs::FollowEnd;
 use crate::names::sanitize_label_value;
 use crate::outcome::{PodTermination, RunFacts, RunResult, map_outcome};
 use crate::pod::{self, PodProgress};
 use crate::report::Reporter;
-use crate::transcript::TranscriptParser;
 
 mod book;
+mod follower;
 mod watches;
 use book::PodBook;
+use follower::Follower;
 use watches::{JobNews, JobView, Unwatchable, WatchHealth};
 
 /// Why `execute` rejects instead of returning a result.
@@ -393,8 +392,7 @@ async fn follow<H: Host + 'static>(
     let mut pod_events = watches::pod_events(run);
     let mut job_events = watches::job_events(run);
 
-    let (view_tx, view_rx) = watch::channel(ContainerView::default());
-    let mut parser = TranscriptParser::new(cfg.model.as_deref().unwrap_or_default());
+    let mut follower = Follower::new(cfg.model.as_deref().unwrap_or_default());
     let mut book = PodBook::default();
     let mut pod_name: Option<String> = None;
     let mut last_description = String::new();
@@ -405,10 +403,6 @@ async fn follow<H: Host + 'static>(
     let host_cancel = reporter.cancellation();
     let mut cancelled_by: Option<&str> = None;
     let mut timed_out = false;
-    // Aborted when dropped: an early return (a callback that failed, say) must
-    // not leave the follower calling the host after execute has settled.
-    let mut follower_task: Option<AbortOnDropHandle<FollowerOutput>> = None;
-    let mut log_unreadable = false;
     // Since when the pod's node has been silent (see `pod::node_silence`).
     let mut node_silent: Option<pod::NodeSilence> = None;
     let node_lost_limit = (cfg.node_lost_timeout_sec > 0).then(|| Duration::from_secs(cfg.node_lost_timeout_sec as u64));
@@ -436,7 +430,7 @@ async fn follow<H: Host + 'static>(
 
     // The loop ends when the follower has finished, or a decision ends the run early.
     let early: Option<RunResult> = loop {
-        let started = view_tx.borrow().started;
+        let started = follower.view().started;
         tokio::select! {
             ev = pod_events.next() => {
                 match ev {
@@ -466,7 +460,7 @@ async fn follow<H: Host + 'static>(
                             spawned = true;
                             book.followed = Some(name.clone());
                             pod_running_at = Some(Instant::now());
-                            follower_task = Some(spawn_follower(pods.clone(), name.clone(), reporter.clone(), view_rx.clone(), std::mem::replace(&mut parser, TranscriptParser::new(""))));
+                            follower.start(pods.clone(), name.clone(), reporter.clone());
                         }
                         PodProgress::Failed(msg) if !spawned => {
                             let (code, prefix) = if run.reattached { ("k8s_pod_reattach_failed", "Pod reattach failed") } else { ("k8s_pod_schedule_failed", "Pod scheduling failed") };
@@ -496,13 +490,8 @@ async fn follow<H: Host + 'static>(
                 }
                 let terminated = current.as_ref().is_some_and(|p| pod::claude_terminated(p).is_some());
                 let gone = book.ever_seen && current.is_none();
-                view_tx.send_if_modified(|v| {
-                    let new = ContainerView { started: v.started || spawned, terminated, pod_gone: gone, stop: v.stop };
-                    let changed = new != *v;
-                    *v = new;
-                    changed
-                });
-                if log_unreadable && (terminated || gone) {
+                follower.publish(spawned, terminated, gone);
+                if follower.unreadable && (terminated || gone) {
                     break None;
                 }
                 if run.reattached && !spawned && book.listed_once && !book.ever_seen {
@@ -519,7 +508,7 @@ async fn follow<H: Host + 'static>(
                                 job_gone_drain.as_mut().reset(tokio::time::Instant::now() + JOB_GONE_DRAIN);
                                 if !spawned {
                                     // Nothing will ever run: stop waiting for a pod.
-                                    view_tx.send_modify(|v| v.stop = true);
+                                    follower.stop();
                                 }
                             }
                             JobNews::Seen { .. } | JobNews::StillGone => {}
@@ -532,26 +521,19 @@ async fn follow<H: Host + 'static>(
                     None => {}
                 }
             }
-            joined = async { follower_task.as_mut().expect("guarded").await }, if follower_task.is_some() => {
-                follower_task = None;
-                match joined {
-                    Ok((end, p, _stats)) => {
-                        parser = p;
-                        match end? {
-                            // No log to read: still wait for the container's exit code.
-                            FollowEnd::Unreadable(msg) => {
-                                reporter.warn(format!("Warning: could not read the pod's log: {msg}")).await?;
-                                log_unreadable = true;
-                                // The container may have ended already: no pod event will come.
-                                let v = *view_tx.borrow();
-                                if v.terminated || v.pod_gone {
-                                    break None;
-                                }
-                            }
-                            _ => break None,
+            joined = follower.ended(), if follower.is_running() => {
+                match follower.on_ended(joined)? {
+                    // No log to read: still wait for the container's exit code.
+                    FollowEnd::Unreadable(msg) => {
+                        reporter.warn(format!("Warning: could not read the pod's log: {msg}")).await?;
+                        follower.unreadable = true;
+                        // The container may have ended already: no pod event will come.
+                        let v = follower.view();
+                        if v.terminated || v.pod_gone {
+                            break None;
                         }
                     }
-                    Err(e) => return Err(RunError::Setup(format!("log follower failed: {e}"))),
+                    _ => break None,
                 }
             }
             _ = &mut no_pod_yet, if !refusals_opened && !book.ever_seen && !run.reattached && run.job_uid.is_some() => {
@@ -584,8 +566,8 @@ async fn follow<H: Host + 'static>(
             }
             _ = &mut run_deadline, if completion_limit.is_some() => {
                 timed_out = true;
-                view_tx.send_modify(|v| v.stop = true);
-                if follower_task.is_none() { break None; }
+                follower.stop();
+                if !follower.is_running() { break None; }
             }
             _ = &mut node_lost_deadline, if node_silent.is_some() && node_lost_limit.is_some() => {
                 let silence = node_silent.as_ref().expect("guarded");
@@ -603,8 +585,8 @@ async fn follow<H: Host + 'static>(
                 ));
             }
             _ = &mut job_gone_drain, if job.gone_at.is_some() => {
-                view_tx.send_modify(|v| v.stop = true);
-                if follower_task.is_none() { break None; }
+                follower.stop();
+                if !follower.is_running() { break None; }
             }
             _ = cancel_tick.tick(), if probe.is_some() => {
                 match probe.as_ref().expect("guarded").poll().await {
@@ -625,10 +607,7 @@ async fn follow<H: Host + 'static>(
         }
         if let Some(by) = cancelled_by {
             reporter.info(format!("Run cancelled {by} — deleting Job {}", run.job_name)).await?;
-            view_tx.send_modify(|v| v.stop = true);
-            if let Some(t) = follower_task.take() {
-                let _ = t.await;
-            }
+            follower.abandon().await;
             // Acknowledge only what is true: the Job (and so its pod) is gone.
             let result = if delete_job(run, reporter).await { RunResult::cancelled_acknowledged("k8s_job_deleted") } else { RunResult::cancelled() };
             return Ok(Followed { result, retain: false, job_already_deleted: true });
@@ -648,8 +627,7 @@ async fn follow<H: Host + 'static>(
                 ));
             }
             Some(Unwatchable::StateUnknown) => {
-                view_tx.send_modify(|v| v.stop = true);
-                if let Some(t) = follower_task.take() { let _ = t.await; }
+                follower.abandon().await;
                 return Ok(Followed {
                     result: RunResult::error_with_exit(
                         "k8s_job_state_mismatch",
@@ -662,13 +640,7 @@ async fn follow<H: Host + 'static>(
             }
         }
     };
-    if let Some(t) = follower_task.take() {
-        view_tx.send_modify(|v| v.stop = true);
-        if let Ok((end, p, _)) = t.await {
-            parser = p;
-            end?;
-        }
-    }
+    let parser = follower.finish().await?;
     if let Some(result) = early {
         return Ok(Followed { result, retain: false, job_already_deleted: job.gone_at.is_some() });
     }
@@ -709,23 +681,6 @@ fn transcript_is_unknown_session(
 ) -> bool {
     let exit = term.and_then(|t| t.exit_code);
     t.result_json.as_ref().is_some_and(|r| exit.is_some_and(|c| c != 0) && crate::failure::is_unknown_session_error(r))
-}
-
-/// What the log follower task hands back: how it ended, the parser it fed, its counters.
-type FollowerOutput = (Result<FollowEnd, HostError>, TranscriptParser, crate::logs::FollowStats);
-
-fn spawn_follower<H: Host + 'static>(
-    pods: Api<Pod>,
-    pod: String,
-    reporter: Arc<Reporter<H>>,
-    view: watch::Receiver<ContainerView>,
-    mut parser: TranscriptParser,
-) -> AbortOnDropHandle<FollowerOutput> {
-    AbortOnDropHandle::new(tokio::spawn(async move {
-        let mut follower = LogFollower::new(pods, pod, reporter);
-        let end = follower.run(&mut parser, view).await;
-        (end, parser, follower.stats)
-    }))
 }
 
 fn job_conditions(job: &Job) -> Vec<String> {

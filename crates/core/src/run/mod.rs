@@ -37,11 +37,12 @@ use crate::guard::{self, ReattachTarget, Verdict};
 use crate::host::{Host, HostError};
 use crate::logs::FollowEnd;
 use crate::names::sanitize_label_value;
-use crate::outcome::{PodTermination, RunFacts, RunResult, map_outcome};
+use crate::outcome::{RunResult, map_outcome};
 use crate::pod::{self, PodProgress};
 use crate::report::Reporter;
 
 mod book;
+mod facts;
 mod follower;
 mod watches;
 use book::PodBook;
@@ -645,52 +646,15 @@ async fn follow<H: Host + 'static>(
         return Ok(Followed { result, retain: false, job_already_deleted: job.gone_at.is_some() });
     }
 
-    let current = book.current();
-    let termination = book.last_known().and_then(pod::claude_terminated).map(PodTermination::from_terminated);
-    let pod_gone = book.ever_seen && current.is_none();
+    let termination = facts::termination(&book);
     let transcript = parser.finish();
-    let facts = RunFacts {
-        timed_out,
-        timeout_sec: cfg.timeout_sec,
-        job_deleted_externally: job.gone_at.is_some(),
-        detected_via: job.gone_at.map(|_| "job-watch-delete".to_owned()),
-        job: run.job_name.clone(),
-        namespace: run.namespace.clone(),
-        elapsed_since_pod_running: pod_running_at.map(|t| t.elapsed().as_secs()),
-        completion_polls: job.events_seen,
-        last_job_conditions: job.last.as_ref().map(job_conditions).unwrap_or_default(),
-        configured_model: cfg.model.clone().unwrap_or_default(),
-        incoming_session_id: rc.session_id().map(str::to_owned),
-        workspace: crate::outcome::WorkspaceParams::from_context(&rc.context),
-        pod_gone,
-        pod_phase: current.and_then(|p| p.status.as_ref()).and_then(|s| s.phase.clone()),
-        pod_disruption: book.last_known().and_then(pod::disruption),
-        now: None,
-    };
-    if transcript_is_unknown_session(&facts, &transcript, termination.as_ref()) {
+    let seen = facts::Observed { book: &book, job: &job, timed_out, pod_running_at };
+    let facts = facts::run_facts(rc, cfg, &run.job_name, &run.namespace, &seen, Instant::now());
+    if facts::transcript_is_unknown_session(&facts, &transcript, termination.as_ref()) {
         reporter.info("Claude session is unavailable; clearing for next run.").await?;
     }
     let result = map_outcome(&facts, &transcript, termination.as_ref());
     Ok(Followed { result, retain: false, job_already_deleted: job.gone_at.is_some() })
-}
-
-fn transcript_is_unknown_session(
-    _facts: &RunFacts,
-    t: &crate::transcript::Transcript,
-    term: Option<&PodTermination>,
-) -> bool {
-    let exit = term.and_then(|t| t.exit_code);
-    t.result_json.as_ref().is_some_and(|r| exit.is_some_and(|c| c != 0) && crate::failure::is_unknown_session_error(r))
-}
-
-fn job_conditions(job: &Job) -> Vec<String> {
-    job.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .map(|c| format!("{}={}({})", c.type_, c.status, c.reason.as_deref().unwrap_or("")))
-        .collect()
 }
 
 /// Deletes the Job (its pods follow). True when it is gone, whoever removed it.

@@ -9,6 +9,13 @@
 //! the only timers are the host-side cancel poll, the keepalive line, and the
 //! deadlines.
 //!
+//! This module keeps the pipeline's ends — the lock, starting (create or
+//! reattach) and cleanup; following the Job is in its submodules:
+//! `follow` (the loop over what happens next, and the outcome),
+//! `watches` (the Job's and pods' watches and their health), `book`
+//! (the pods as watched), `follower` (the log follower task) and
+//! `facts` (what the loop saw, as `RunFacts`).
+//!
 //! Invariants:
 //! - From the moment a Job exists, every path out of [`execute`] — success,
 //!   agent failure, adapter error, callback error, cancellation — goes through
@@ -19,35 +26,29 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex as StdMutex};
-use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
-use kube::runtime::watcher;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-use crate::cancel::{self, CancelProbe, Poll};
+use crate::cancel::CancelProbe;
 use crate::cluster::{self, describe_error, is_not_found};
 use crate::config::{AdapterConfig, HostEnv};
 use crate::ctx::RunContext;
 use crate::guard::{self, ReattachTarget, Verdict};
 use crate::host::{Host, HostError};
-use crate::logs::FollowEnd;
 use crate::names::sanitize_label_value;
-use crate::outcome::{RunResult, map_outcome};
-use crate::pod::{self, PodProgress};
+use crate::outcome::RunResult;
 use crate::report::Reporter;
 
 mod book;
 mod facts;
+mod follow;
 mod follower;
 mod watches;
-use book::PodBook;
-use follower::Follower;
-use watches::{JobNews, JobView, Unwatchable, WatchHealth};
+use follow::follow;
 
 /// Why `execute` rejects instead of returning a result.
 #[derive(Debug, thiserror::Error)]
@@ -60,16 +61,6 @@ pub enum RunError {
     #[error("[SETUP_FAILED] {0}")]
     Setup(String),
 }
-
-/// How often the keepalive line is considered.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
-/// After the Job vanished, how long the log may still drain.
-const JOB_GONE_DRAIN: Duration = Duration::from_secs(10);
-/// How long a new Job may be without a pod before its events are read for
-/// a refused pod (Pod Security, a quota, a LimitRange). The Job controller
-/// creates the pod within milliseconds; admission refuses it as fast, and
-/// only says so in a `FailedCreate` event: the Job itself shows nothing.
-const NO_POD_YET: Duration = Duration::from_secs(3);
 
 /// Per-agent locks around guard + create (FAR-29): two runs of one agent never
 /// both pass the guard; different agents never wait on each other.
@@ -371,290 +362,6 @@ async fn create<H: Host>(
         prompt_secret: secret_name,
         reattached: false,
     }))
-}
-
-/// What following the run produced.
-struct Followed {
-    result: RunResult,
-    /// Keep the Job (state mismatch: the UI is waiting on it).
-    retain: bool,
-    /// The Job is already gone (cancelled and deleted, or deleted externally).
-    job_already_deleted: bool,
-}
-
-async fn follow<H: Host + 'static>(
-    rc: &RunContext,
-    cfg: &AdapterConfig,
-    run: &Running,
-    reporter: &Arc<Reporter<H>>,
-    probe: Option<CancelProbe>,
-) -> Result<Followed, RunError> {
-    let pods: Api<Pod> = Api::namespaced(run.client.clone(), &run.namespace);
-    let mut pod_events = watches::pod_events(run);
-    let mut job_events = watches::job_events(run);
-
-    let mut follower = Follower::new(cfg.model.as_deref().unwrap_or_default());
-    let mut book = PodBook::default();
-    let mut pod_name: Option<String> = None;
-    let mut last_description = String::new();
-    let mut spawned = false;
-    let mut pod_running_at: Option<Instant> = None;
-    let mut job = JobView::default();
-    let mut health = WatchHealth::default();
-    let host_cancel = reporter.cancellation();
-    let mut cancelled_by: Option<&str> = None;
-    let mut timed_out = false;
-    // Since when the pod's node has been silent (see `pod::node_silence`).
-    let mut node_silent: Option<pod::NodeSilence> = None;
-    let node_lost_limit = (cfg.node_lost_timeout_sec > 0).then(|| Duration::from_secs(cfg.node_lost_timeout_sec as u64));
-    let node_lost_deadline = tokio::time::sleep(Duration::from_secs(u64::MAX / 4));
-    tokio::pin!(node_lost_deadline);
-
-    let schedule_deadline = tokio::time::sleep(Duration::from_secs(pod::SCHEDULE_TIMEOUT_SECS));
-    tokio::pin!(schedule_deadline);
-    let completion_limit = if cfg.timeout_sec > 0 {
-        Some(Duration::from_secs((cfg.timeout_sec + cfg.grace_sec.max(0)) as u64))
-    } else {
-        None
-    };
-    let run_deadline = tokio::time::sleep(completion_limit.unwrap_or(Duration::from_secs(u64::MAX / 4)));
-    tokio::pin!(run_deadline);
-    let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE_INTERVAL, KEEPALIVE_INTERVAL);
-    let mut cancel_tick = tokio::time::interval_at(tokio::time::Instant::now() + cancel::POLL_INTERVAL, cancel::POLL_INTERVAL);
-    let job_gone_drain = tokio::time::sleep(Duration::from_secs(u64::MAX / 4));
-    tokio::pin!(job_gone_drain);
-    let no_pod_yet = tokio::time::sleep(NO_POD_YET);
-    tokio::pin!(no_pod_yet);
-    // The Job's `FailedCreate` events, watched only once it has gone NO_POD_YET without a pod.
-    let mut refusals: Option<watches::RefusalEvents> = None;
-    let mut refusals_opened = false;
-
-    // The loop ends when the follower has finished, or a decision ends the run early.
-    let early: Option<RunResult> = loop {
-        let started = follower.view().started;
-        tokio::select! {
-            ev = pod_events.next() => {
-                match ev {
-                    Some(Ok(ev)) => {
-                        health.pod_event(&ev);
-                        book.apply(ev);
-                    }
-                    Some(Err(e)) => {
-                        health.pod_failed(&e, Instant::now());
-                        tracing::debug!(error = %e, "pod watch error");
-                    }
-                    None => {}
-                }
-                let current = book.current().cloned();
-                if let Some(p) = &current {
-                    let name = p.metadata.name.clone().unwrap_or_default();
-                    let description = pod::describe(p);
-                    if description != last_description {
-                        reporter.info(format!("Pod {name}: {description}")).await?;
-                        last_description = description;
-                    }
-                    if pod_name.as_deref() != Some(name.as_str()) {
-                        pod_name = Some(name.clone());
-                    }
-                    match pod::assess(p) {
-                        PodProgress::Started if !spawned => {
-                            spawned = true;
-                            book.followed = Some(name.clone());
-                            pod_running_at = Some(Instant::now());
-                            follower.start(pods.clone(), name.clone(), reporter.clone());
-                        }
-                        PodProgress::Failed(msg) if !spawned => {
-                            let (code, prefix) = if run.reattached { ("k8s_pod_reattach_failed", "Pod reattach failed") } else { ("k8s_pod_schedule_failed", "Pod scheduling failed") };
-                            break Some(RunResult::error(code, &format!("{prefix}: {msg}")));
-                        }
-                        _ => {}
-                    }
-                }
-                match (current.as_ref().and_then(pod::node_silence), &node_silent) {
-                    (Some(silence), None) => {
-                        let since = silence.since.as_deref().unwrap_or("now");
-                        let wait = match node_lost_limit {
-                            Some(l) => format!("the run is given up in {}s unless it comes back", l.as_secs()),
-                            None => "waiting for it (nodeLostTimeoutSec is 0)".to_owned(),
-                        };
-                        reporter.warn(format!("Warning: node {} stopped reporting (pod not ready since {since}); {wait}", silence.node)).await?;
-                        if let Some(l) = node_lost_limit {
-                            node_lost_deadline.as_mut().reset(tokio::time::Instant::now() + l);
-                        }
-                        node_silent = Some(silence);
-                    }
-                    (None, Some(silence)) => {
-                        reporter.info(format!("Node {} is reporting again", silence.node)).await?;
-                        node_silent = None;
-                    }
-                    _ => {}
-                }
-                let terminated = current.as_ref().is_some_and(|p| pod::claude_terminated(p).is_some());
-                let gone = book.ever_seen && current.is_none();
-                follower.publish(spawned, terminated, gone);
-                if follower.unreadable && (terminated || gone) {
-                    break None;
-                }
-                if run.reattached && !spawned && book.listed_once && !book.ever_seen {
-                    break Some(RunResult::error("k8s_pod_reattach_failed", &format!("Pod reattach failed: Reattach target Job {} has no pod", run.job_name)));
-                }
-            }
-            ev = job_events.next() => {
-                match ev {
-                    Some(Ok(state)) => {
-                        health.job_event();
-                        match job.observe(state, Instant::now()) {
-                            JobNews::Seen { deadline_exceeded: true } => timed_out = true,
-                            JobNews::Vanished => {
-                                job_gone_drain.as_mut().reset(tokio::time::Instant::now() + JOB_GONE_DRAIN);
-                                if !spawned {
-                                    // Nothing will ever run: stop waiting for a pod.
-                                    follower.stop();
-                                }
-                            }
-                            JobNews::Seen { .. } | JobNews::StillGone => {}
-                        }
-                    }
-                    Some(Err(e)) => {
-                        health.job_failed(&e, Instant::now());
-                        tracing::debug!(error = %e, "job watch error");
-                    }
-                    None => {}
-                }
-            }
-            joined = follower.ended(), if follower.is_running() => {
-                match follower.on_ended(joined)? {
-                    // No log to read: still wait for the container's exit code.
-                    FollowEnd::Unreadable(msg) => {
-                        reporter.warn(format!("Warning: could not read the pod's log: {msg}")).await?;
-                        follower.unreadable = true;
-                        // The container may have ended already: no pod event will come.
-                        let v = follower.view();
-                        if v.terminated || v.pod_gone {
-                            break None;
-                        }
-                    }
-                    _ => break None,
-                }
-            }
-            _ = &mut no_pod_yet, if !refusals_opened && !book.ever_seen && !run.reattached && run.job_uid.is_some() => {
-                refusals_opened = true;
-                refusals = Some(watches::refusal_events(run));
-            }
-            ev = async { refusals.as_mut().expect("guarded").next().await }, if refusals.is_some() && !book.ever_seen => {
-                match ev {
-                    Some(Ok(watcher::Event::Apply(e) | watcher::Event::InitApply(e))) => {
-                        if let Some(msg) = watches::refused_pod(e) {
-                            break Some(RunResult::error(
-                                "k8s_job_create_failed",
-                                &format!("Failed to create Kubernetes Job: Job {} was created but its pod was refused — {msg}", run.job_name),
-                            ));
-                        }
-                    }
-                    Some(Err(e)) => {
-                        // No right to read events (or they fail): the schedule timeout still ends the wait.
-                        tracing::debug!(error = %e, "events watch failed; not watching for refused pods");
-                        refusals = None;
-                    }
-                    None => refusals = None,
-                    Some(Ok(_)) => {}
-                }
-            }
-            _ = &mut schedule_deadline, if !started && !spawned && job.gone_at.is_none() => {
-                let code = if run.reattached { "k8s_pod_reattach_failed" } else { "k8s_pod_schedule_failed" };
-                let prefix = if run.reattached { "Pod reattach failed" } else { "Pod scheduling failed" };
-                break Some(RunResult::error(code, &format!("{prefix}: Timed out waiting for pod to be scheduled ({}s)", pod::SCHEDULE_TIMEOUT_SECS)));
-            }
-            _ = &mut run_deadline, if completion_limit.is_some() => {
-                timed_out = true;
-                follower.stop();
-                if !follower.is_running() { break None; }
-            }
-            _ = &mut node_lost_deadline, if node_silent.is_some() && node_lost_limit.is_some() => {
-                let silence = node_silent.as_ref().expect("guarded");
-                let pod = pod_name.as_deref().unwrap_or("?");
-                break Some(RunResult::error(
-                    "k8s_node_lost",
-                    &format!(
-                        "Node {} stopped reporting: pod {pod} has been marked not ready by the node controller since {} while claude was still running, and the node did not come back within {}s (nodeLostTimeoutSec); the run is abandoned and Job {} {}",
-                        silence.node,
-                        silence.since.as_deref().unwrap_or("an unknown time"),
-                        cfg.node_lost_timeout_sec,
-                        run.job_name,
-                        if cfg.retain_jobs { "kept (retainJobs)" } else { "deleted" },
-                    ),
-                ));
-            }
-            _ = &mut job_gone_drain, if job.gone_at.is_some() => {
-                follower.stop();
-                if !follower.is_running() { break None; }
-            }
-            _ = cancel_tick.tick(), if probe.is_some() => {
-                match probe.as_ref().expect("guarded").poll().await {
-                    Poll::Cancelled => cancelled_by = Some("externally"),
-                    Poll::Transient(msg) => reporter.warn(msg).await?,
-                    Poll::KeepGoing => {}
-                }
-            }
-            _ = host_cancel.cancelled(), if cancelled_by.is_none() => cancelled_by = Some("by the host"),
-            _ = keepalive.tick() => {
-                if spawned {
-                    let silent = reporter.since_last_log().as_secs();
-                    if silent >= KEEPALIVE_INTERVAL.as_secs() {
-                        reporter.info(format!("keepalive — job {} running ({silent}s since last output)", run.job_name)).await?;
-                    }
-                }
-            }
-        }
-        if let Some(by) = cancelled_by {
-            reporter.info(format!("Run cancelled {by} — deleting Job {}", run.job_name)).await?;
-            follower.abandon().await;
-            // Acknowledge only what is true: the Job (and so its pod) is gone.
-            let result = if delete_job(run, reporter).await { RunResult::cancelled_acknowledged("k8s_job_deleted") } else { RunResult::cancelled() };
-            return Ok(Followed { result, retain: false, job_already_deleted: true });
-        }
-        // A watch the Role forbids will not start working by waiting: say so
-        // now, in the words of the step that needed it, and clean up.
-        match health.verdict(Instant::now(), spawned) {
-            None => {}
-            Some(Unwatchable::Pods(msg)) => {
-                let (code, prefix) = if run.reattached { ("k8s_pod_reattach_failed", "Pod reattach failed") } else { ("k8s_pod_schedule_failed", "Pod scheduling failed") };
-                break Some(RunResult::error(code, &format!("{prefix}: cannot watch the Job's pods (the Role must allow list and watch on pods): {msg}")));
-            }
-            Some(Unwatchable::Job(msg)) => {
-                break Some(RunResult::error(
-                    "k8s_job_state_mismatch",
-                    &format!("Job {} cannot be followed (the Role must allow list and watch on jobs): {msg}", run.job_name),
-                ));
-            }
-            Some(Unwatchable::StateUnknown) => {
-                follower.abandon().await;
-                return Ok(Followed {
-                    result: RunResult::error_with_exit(
-                        "k8s_job_state_mismatch",
-                        &format!("Job {} did not complete cleanly (log stream ended before job reached terminal state)", run.job_name),
-                        None,
-                    ),
-                    retain: true,
-                    job_already_deleted: false,
-                });
-            }
-        }
-    };
-    let parser = follower.finish().await?;
-    if let Some(result) = early {
-        return Ok(Followed { result, retain: false, job_already_deleted: job.gone_at.is_some() });
-    }
-
-    let termination = facts::termination(&book);
-    let transcript = parser.finish();
-    let seen = facts::Observed { book: &book, job: &job, timed_out, pod_running_at };
-    let facts = facts::run_facts(rc, cfg, &run.job_name, &run.namespace, &seen, Instant::now());
-    if facts::transcript_is_unknown_session(&facts, &transcript, termination.as_ref()) {
-        reporter.info("Claude session is unavailable; clearing for next run.").await?;
-    }
-    let result = map_outcome(&facts, &transcript, termination.as_ref());
-    Ok(Followed { result, retain: false, job_already_deleted: job.gone_at.is_some() })
 }
 
 /// Deletes the Job (its pods follow). True when it is gone, whoever removed it.

@@ -99,6 +99,11 @@ enum Next {
     Settled(Followed),
 }
 
+/// Puts a timer back to waiting [`NEVER`].
+fn disarm(timer: &mut Pin<Box<Sleep>>) {
+    timer.as_mut().reset(tokio::time::Instant::now() + NEVER);
+}
+
 /// The run's timers. Unarmed ones wait [`NEVER`].
 struct Timers {
     schedule: Pin<Box<Sleep>>,
@@ -254,12 +259,19 @@ impl<'a, H: Host + 'static> Following<'a, H> {
                 let detail = format!("Timed out waiting for pod to be scheduled ({}s)", pod::SCHEDULE_TIMEOUT_SECS);
                 Ok(Next::Abandon(wait_failed(self.run.reattached, &detail)))
             }
+            // A deadline fires once: an elapsed `Sleep` stays ready, so it is
+            // disarmed, or the loop would spin (re-sending `stop`) until a
+            // follower held up by a slow host callback ends.
             Happening::RunDeadline => {
                 self.timed_out = true;
+                disarm(&mut self.timers.run);
                 Ok(self.stop_following())
             }
             Happening::NodeLost => Ok(Next::Abandon(self.node_lost())),
-            Happening::JobGoneDrained => Ok(self.stop_following()),
+            Happening::JobGoneDrained => {
+                disarm(&mut self.timers.job_gone_drain);
+                Ok(self.stop_following())
+            }
             Happening::CancelPoll => {
                 match self.probe.as_ref().expect("guarded").poll().await {
                     Poll::Cancelled => self.cancelled_by = Some("externally"),
@@ -541,6 +553,18 @@ fn node_change(now: Option<NodeSilence>, was: Option<&NodeSilence>) -> Option<No
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An elapsed deadline stays ready until disarmed; disarmed, it no longer fires.
+    #[tokio::test(start_paused = true)]
+    async fn a_disarmed_deadline_stops_firing() {
+        let mut t: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep(Duration::from_secs(1)));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        (&mut t).await;
+        assert!(t.is_elapsed(), "still ready: a select! branch on it fires every pass");
+        disarm(&mut t);
+        assert!(!t.is_elapsed());
+        assert!(tokio::time::timeout(Duration::from_secs(3600), &mut t).await.is_err());
+    }
 
     fn silence(node: &str) -> NodeSilence {
         NodeSilence { node: node.into(), since: Some("2026-12-02T10:00:00Z".into()) }

@@ -239,18 +239,18 @@ fn pipeline(stream: &[u8]) -> Piped {
     let mut batch = String::new();
     let (mut lines, mut handed, mut held) = (0u64, 0usize, 0usize);
     for chunk in stream.chunks(CHUNK) {
-        for line in assembler.push(chunk) {
-            if !cursor.admit(&line) || !dedup.admit(&line.bytes) {
-                continue;
+        assembler.push_each(chunk, |line| {
+            if !cursor.admit_at(line.ts) || !dedup.admit(line.bytes) {
+                return;
             }
             lines += 1;
-            parser.feed(&line.bytes);
-            batch.push_str(&String::from_utf8_lossy(&line.bytes));
+            parser.feed(line.bytes);
+            batch.push_str(&String::from_utf8_lossy(line.bytes));
             batch.push('\n');
             if batch.len() >= 1 << 20 {
                 handed += black_box(std::mem::take(&mut batch)).len();
             }
-        }
+        });
         held = held.max(assembler.pending());
     }
     handed += batch.len();

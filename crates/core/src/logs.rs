@@ -11,8 +11,9 @@
 //! terminated reaches EOF: only then is the log known to be drained (a stream
 //! that ends around the time of termination may have been cut, not completed).
 //!
-//! Memory: one partial line, one batch of complete lines (≤ [`BATCH_BYTES`]
-//! plus the longest line), and the transcript parser's bounded state.
+//! Memory: one partial line, the batches of complete lines one network read
+//! fills (each ≤ [`BATCH_BYTES`] plus the longest line), and the transcript
+//! parser's bounded state.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +27,7 @@ use tokio::sync::watch;
 
 use crate::dedup::LineDedup;
 use crate::host::{Host, HostError, LogStream};
-use crate::lines::{LineAssembler, LogLine, ResumeCursor};
+use crate::lines::{Line, LineAssembler, ResumeCursor};
 use crate::pod::CLAUDE_CONTAINER;
 use crate::report::Reporter;
 use crate::transcript::TranscriptParser;
@@ -200,19 +201,24 @@ impl<H: Host> LogFollower<H> {
                 }
             };
             let n = chunk.len();
-            let lines = assembler.push(chunk);
-            stream.consume_unpin(n);
-            for line in lines {
+            // Lines are handed over borrowed from the chunk; a batch that
+            // fills up meanwhile waits in `full` until the chunk is done.
+            let mut full = Vec::new();
+            assembler.push_each(chunk, |line| {
                 self.admit(line, parser, &mut batch);
                 if batch.len() >= BATCH_BYTES {
-                    self.reporter.log(LogStream::Stdout, std::mem::take(&mut batch)).await?;
+                    full.push(std::mem::take(&mut batch));
                 }
+            });
+            stream.consume_unpin(n);
+            for b in full {
+                self.reporter.log(LogStream::Stdout, b).await?;
             }
         };
         // A clean EOF ends the last line even without a newline; after a drop
         // the partial line is discarded — the kubelet sends it again, whole.
         if clean && let Some(line) = assembler.finish() {
-            self.admit(line, parser, &mut batch);
+            self.admit(Line { ts: line.ts, bytes: &line.bytes }, parser, &mut batch);
         }
         if !batch.is_empty() {
             self.reporter.log(LogStream::Stdout, batch).await?;
@@ -220,18 +226,18 @@ impl<H: Host> LogFollower<H> {
         Ok(Some(clean))
     }
 
-    fn admit(&mut self, line: LogLine, parser: &mut TranscriptParser, batch: &mut String) {
-        if !self.cursor.admit(&line) {
+    fn admit(&mut self, line: Line<'_>, parser: &mut TranscriptParser, batch: &mut String) {
+        if !self.cursor.admit_at(line.ts) {
             return;
         }
-        if !self.dedup.admit(&line.bytes) {
+        if !self.dedup.admit(line.bytes) {
             self.stats.dropped_duplicates += 1;
             return;
         }
         self.stats.lines += 1;
         self.stats.bytes += line.bytes.len() as u64 + 1;
-        parser.feed(&line.bytes);
-        batch.push_str(&String::from_utf8_lossy(&line.bytes));
+        parser.feed(line.bytes);
+        batch.push_str(&String::from_utf8_lossy(line.bytes));
         batch.push('\n');
     }
 }

@@ -31,6 +31,7 @@ use std::time::Instant;
 
 use claude_k8s_core::dedup::LineDedup;
 use claude_k8s_core::lines::{LineAssembler, ResumeCursor};
+use claude_k8s_core::logs::{Admit, BATCH_BYTES, LineSink};
 use claude_k8s_core::transcript::{Transcript, TranscriptParser};
 
 const MODEL: &str = "claude-sonnet-4-6";
@@ -229,25 +230,21 @@ struct Piped {
     transcript: Transcript,
 }
 
-/// What the log follower does with every line (logs.rs, `read_stream` and `admit`).
+/// What the log follower does with every line (logs.rs, `read_stream`).
 #[inline(never)]
 fn pipeline(stream: &[u8]) -> Piped {
     let mut assembler = LineAssembler::new();
-    let mut cursor = ResumeCursor::new();
-    let mut dedup = LineDedup::new();
+    let mut sink = LineSink::new();
     let mut parser = TranscriptParser::new(MODEL);
     let mut batch = String::new();
     let (mut lines, mut handed, mut held) = (0u64, 0usize, 0usize);
     for chunk in stream.chunks(CHUNK) {
         assembler.push_each(chunk, |line| {
-            if !cursor.admit_at(line.ts) || !dedup.admit(line.bytes) {
+            if sink.admit(line, &mut parser, &mut batch) != Admit::Delivered {
                 return;
             }
             lines += 1;
-            parser.feed(line.bytes);
-            batch.push_str(&String::from_utf8_lossy(line.bytes));
-            batch.push('\n');
-            if batch.len() >= 1 << 20 {
+            if batch.len() >= BATCH_BYTES {
                 handed += black_box(std::mem::take(&mut batch)).len();
             }
         });
@@ -278,19 +275,24 @@ fn stages(stream: &[u8]) {
     eprintln!("dedup: {:.3}s", t.elapsed().as_secs_f64());
     let t = Instant::now();
     let mut p = TranscriptParser::new(MODEL);
-    all.iter().for_each(|l| p.feed(&l.bytes));
+    all.iter().for_each(|l| p.feed_str(std::str::from_utf8(&l.bytes).unwrap()));
     black_box(p.finish());
     eprintln!("parser: {:.3}s", t.elapsed().as_secs_f64());
     let t = Instant::now();
     let mut batch = String::new();
     for l in &all {
-        batch.push_str(&String::from_utf8_lossy(&l.bytes));
+        batch.push_str(std::str::from_utf8(&l.bytes).unwrap());
         batch.push('\n');
-        if batch.len() >= 1 << 20 {
+        if batch.len() >= BATCH_BYTES {
             black_box(std::mem::take(&mut batch));
         }
     }
     eprintln!("batching: {:.3}s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    all.iter().for_each(|l| {
+        black_box(simdutf8::basic::from_utf8(&l.bytes).is_ok());
+    });
+    eprintln!("UTF-8 check: {:.3}s", t.elapsed().as_secs_f64());
 }
 
 fn main() {

@@ -74,8 +74,7 @@ pub struct LogFollower<H: Host> {
     api: Api<Pod>,
     pod: String,
     reporter: Arc<Reporter<H>>,
-    cursor: ResumeCursor,
-    dedup: LineDedup,
+    sink: LineSink,
     pub stats: FollowStats,
 }
 
@@ -89,7 +88,7 @@ const EOF_SETTLE: Duration = Duration::from_secs(2);
 
 impl<H: Host> LogFollower<H> {
     pub fn new(api: Api<Pod>, pod: String, reporter: Arc<Reporter<H>>) -> Self {
-        LogFollower { api, pod, reporter, cursor: ResumeCursor::new(), dedup: LineDedup::new(), stats: FollowStats::default() }
+        LogFollower { api, pod, reporter, sink: LineSink::new(), stats: FollowStats::default() }
     }
 
     /// Follows until drained (or the pod is gone), feeding `parser` and the host.
@@ -116,11 +115,11 @@ impl<H: Host> LogFollower<H> {
                 // After termination a plain read returns the rest and closes.
                 follow: !before.terminated,
                 timestamps: true,
-                since_time: self.cursor.since_time(),
+                since_time: self.sink.cursor.since_time(),
                 ..LogParams::default()
             };
             self.stats.connections += 1;
-            self.cursor.reconnected();
+            self.sink.cursor.reconnected();
             let stream = match self.api.log_stream(&self.pod, &params).await {
                 Ok(s) => s,
                 Err(e) => {
@@ -227,18 +226,112 @@ impl<H: Host> LogFollower<H> {
     }
 
     fn admit(&mut self, line: Line<'_>, parser: &mut TranscriptParser, batch: &mut String) {
-        if !self.cursor.admit_at(line.ts) {
-            return;
+        match self.sink.admit(line, parser, batch) {
+            Admit::Delivered => {
+                self.stats.lines += 1;
+                self.stats.bytes += line.bytes.len() as u64 + 1;
+            }
+            Admit::Duplicate => self.stats.dropped_duplicates += 1,
+            Admit::Replayed => {}
         }
-        if !self.dedup.admit(line.bytes) {
-            self.stats.dropped_duplicates += 1;
-            return;
-        }
-        self.stats.lines += 1;
-        self.stats.bytes += line.bytes.len() as u64 + 1;
-        parser.feed(line.bytes);
-        batch.push_str(&String::from_utf8_lossy(line.bytes));
-        batch.push('\n');
     }
 }
 
+/// What became of a line handed to [`LineSink::admit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// Parsed and appended to the batch.
+    Delivered,
+    /// Already delivered before a reconnect (the resume cursor).
+    Replayed,
+    /// A verbatim repeat the dedup net caught.
+    Duplicate,
+}
+
+/// What the follower does with every line, the network apart: the resume
+/// cursor, the dedup net, the transcript parser and the batch for onLog.
+/// Public so that `examples/log_pipeline` times exactly this.
+#[derive(Debug, Default)]
+pub struct LineSink {
+    pub cursor: ResumeCursor,
+    dedup: LineDedup,
+}
+
+impl LineSink {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Passes `line` through the cursor and the dedup net; a new line goes to
+    /// `parser` and, with its newline, onto `batch` (invalid UTF-8 as U+FFFD).
+    pub fn admit(&mut self, line: Line<'_>, parser: &mut TranscriptParser, batch: &mut String) -> Admit {
+        if !self.cursor.admit_at(line.ts) {
+            return Admit::Replayed;
+        }
+        if !self.dedup.admit(line.bytes) {
+            return Admit::Duplicate;
+        }
+        // UTF-8 checked once for the parser and the batch.
+        match simdutf8::basic::from_utf8(line.bytes) {
+            Ok(text) => {
+                parser.feed_str(text);
+                batch.push_str(text);
+            }
+            Err(_) => {
+                parser.feed(line.bytes);
+                batch.push_str(&String::from_utf8_lossy(line.bytes));
+            }
+        }
+        batch.push('\n');
+        Admit::Delivered
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The sink hands on what the follower always did: every new line,
+        /// lossily decoded, with its newline; the parser reads the raw bytes
+        /// — valid UTF-8 or not, the one UTF-8 check changes nothing.
+        #[test]
+        fn sink_delivers_like_lossy_decoding(lines in prop::collection::vec(prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..40),
+            "[ -~é]{0,40}".prop_map(String::into_bytes),
+            Just(br#"{"type":"assistant","message":{"id":"m","content":[{"type":"text","text":"hi"}]}}"#.to_vec()),
+            Just(b"{\"type\":\"user\",\"x\":\"\xff\"}".to_vec()),
+        ], 0..30)) {
+            let mut sink = LineSink::new();
+            let (mut parser, mut reference) = (TranscriptParser::new("m"), TranscriptParser::new("m"));
+            let (mut batch, mut want) = (String::new(), String::new());
+            let mut dedup = LineDedup::new();
+            for l in &lines {
+                let admitted = sink.admit(Line { ts: None, bytes: l }, &mut parser, &mut batch) == Admit::Delivered;
+                prop_assert_eq!(admitted, dedup.admit(l));
+                if admitted {
+                    reference.feed(l);
+                    want.push_str(&String::from_utf8_lossy(l));
+                    want.push('\n');
+                }
+            }
+            prop_assert_eq!(batch, want);
+            prop_assert_eq!(parser.finish(), reference.finish());
+        }
+    }
+
+    #[test]
+    fn sink_drops_replayed_and_repeated_lines() {
+        let mut sink = LineSink::new();
+        let mut parser = TranscriptParser::new("");
+        let mut batch = String::new();
+        let at = |s: &str| s.parse().ok();
+        let line = br#"{"type":"user"}"#;
+        assert_eq!(sink.admit(Line { ts: at("2026-11-23T10:00:01Z"), bytes: line }, &mut parser, &mut batch), Admit::Delivered);
+        sink.cursor.reconnected();
+        assert_eq!(sink.admit(Line { ts: at("2026-11-23T10:00:01Z"), bytes: line }, &mut parser, &mut batch), Admit::Replayed);
+        assert_eq!(sink.admit(Line { ts: at("2026-11-23T10:00:02Z"), bytes: line }, &mut parser, &mut batch), Admit::Duplicate);
+        assert_eq!(batch, "{\"type\":\"user\"}\n");
+    }
+}

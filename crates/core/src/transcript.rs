@@ -99,10 +99,22 @@ impl TranscriptParser {
         TranscriptParser { slow_only: true, ..Self::new(configured_model) }
     }
 
-    /// One line of stdout, without its newline.
+    /// One line of stdout, without its newline (invalid UTF-8 is read as U+FFFD).
     pub fn feed(&mut self, raw: &[u8]) {
         self.t.stdout_bytes += raw.len() as u64 + 1;
-        let line = String::from_utf8_lossy(raw);
+        match simdutf8::basic::from_utf8(raw) {
+            Ok(line) => self.line(line),
+            Err(_) => self.line(&String::from_utf8_lossy(raw)),
+        }
+    }
+
+    /// [`Self::feed`] of a line already known to be UTF-8.
+    pub fn feed_str(&mut self, line: &str) {
+        self.t.stdout_bytes += line.len() as u64 + 1;
+        self.line(line);
+    }
+
+    fn line(&mut self, line: &str) {
         let line = line.trim();
         if line.is_empty() {
             return;

@@ -268,16 +268,22 @@ impl LineSink {
         if !self.cursor.admit_at(line.ts) {
             return Admit::Replayed;
         }
-        if !self.dedup.admit(line.bytes) {
-            return Admit::Duplicate;
-        }
-        // UTF-8 checked once for the parser and the batch.
+        // UTF-8 checked once, and the JSON read once, for the dedup net,
+        // the parser and the batch.
         match simdutf8::basic::from_utf8(line.bytes) {
             Ok(text) => {
-                parser.feed_str(text);
+                let read = parser.read(text);
+                let object = read.is_json_object().then(|| read.trimmed().as_bytes());
+                if !self.dedup.admit_parsed(line.bytes, object) {
+                    return Admit::Duplicate;
+                }
+                parser.apply(read);
                 batch.push_str(text);
             }
             Err(_) => {
+                if !self.dedup.admit(line.bytes) {
+                    return Admit::Duplicate;
+                }
                 parser.feed(line.bytes);
                 batch.push_str(&String::from_utf8_lossy(line.bytes));
             }
@@ -302,6 +308,14 @@ mod tests {
             "[ -~é]{0,40}".prop_map(String::into_bytes),
             Just(br#"{"type":"assistant","message":{"id":"m","content":[{"type":"text","text":"hi"}]}}"#.to_vec()),
             Just(b"{\"type\":\"user\",\"x\":\"\xff\"}".to_vec()),
+            // Whitespace the dedup net (ASCII) and the parser (Unicode) trim differently.
+            Just(b" {\"type\":\"user\"}\t".to_vec()),
+            Just(b"\x0b{\"type\":\"user\"}".to_vec()),
+            Just("{\"type\":\"user\"}\u{3000}".as_bytes().to_vec()),
+            Just(br#"{"type":"user","type":"user"}"#.to_vec()),
+            Just(br#"{"type":"system","subtype":"init","model":"m","session_id":"s"}"#.to_vec()),
+            Just(br#"{"type":"result","result":"ok","usage":{"output_tokens":2}}"#.to_vec()),
+            Just(format!(r#"{{"type":"user","deep":{}{}}}"#, "[".repeat(200), "]".repeat(200)).into_bytes()),
         ], 0..30)) {
             let mut sink = LineSink::new();
             let (mut parser, mut reference) = (TranscriptParser::new("m"), TranscriptParser::new("m"));

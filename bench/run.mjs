@@ -304,12 +304,26 @@ async function throughput() {
   report("throughput.wall", "  the same run, execute wall time", "s", walls);
   rmSync(file);
   // The adapter's own share, without node, apiserver and TLS on the same cores.
-  const own = [];
+  const runs = [];
   for (let i = 0; i < (quick ? 1 : 3); i += 1) {
     const out = execFileSync("cargo", ["run", "-q", "--profile", "tools", "-p", "claude-k8s-core", "--example", "log_pipeline", "100"], { cwd: root, encoding: "utf8" });
-    own.push(JSON.parse(out.trim().split("\n").pop()).mibPerSec);
+    runs.push(JSON.parse(out.trim().split("\n").pop()));
   }
-  report("throughput.corePipeline", "  the adapter's line pipeline alone, in memory", "MiB/s", own, "crates/core/examples/log_pipeline.rs: reassembly, resume cursor, dedup, stream-json parser, batching");
+  const cpu = runs.every((r) => r.cpuSecPerGib != null) ? `; median ${stats(runs.map((r) => r.cpuSecPerGib)).median.toFixed(2)} CPU-s per GiB` : "";
+  report("throughput.corePipeline", "  the adapter's line pipeline alone, in memory", "MiB/s", runs.map((r) => r.mibPerSec), `crates/core/examples/log_pipeline.rs: stream-json mix through reassembly, resume cursor, dedup, parser, batching${cpu}`);
+  // Older examples print no floor: the rows are left out then.
+  if (runs.every((r) => r.floorMibPerSec != null)) {
+    report("throughput.corePipelineFloor", "  a plain memchr line split of the same bytes", "MiB/s", runs.map((r) => r.floorMibPerSec), "the floor any line reader has");
+    report("throughput.corePipelineRatio", "  pipeline ÷ floor", "ratio", runs.map((r) => r.ratio), "same run, same bytes");
+  }
+  // Instructions per MiB (valgrind): repeatable where MiB/s is not. Skipped with a message without valgrind.
+  const cg = spawnSync("bash", [path.join(import.meta.dirname, "callgrind.sh"), "100"], { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+  const counted = cg.status === 0 && cg.stdout.trim() ? JSON.parse(cg.stdout.trim().split("\n").pop()) : null;
+  if (counted) {
+    report("throughput.corePipelineInstr", "  pipeline instructions per MiB (callgrind)", "Minstr", [counted.pipelineInstrPerMib / 1e6], `floor ${(counted.floorInstrPerMib / 1e6).toFixed(3)} Minstr/MiB; ${counted.ratio.toFixed(0)}× the floor`);
+  } else {
+    log("no instruction counts: bench/callgrind.sh did not produce them (see its message above)");
+  }
 }
 
 async function idleRuns(n, { lines = 20, interval = 1 } = {}) {

@@ -24,15 +24,38 @@ pub struct LogLine {
 impl LogLine {
     /// Splits `<ts> <content>`. A line without a parsable prefix keeps all its bytes.
     pub fn parse(raw: &[u8]) -> LogLine {
+        Line::parse(raw).to_log_line()
+    }
+}
+
+/// A [`LogLine`] borrowed from the bytes it arrived in: what
+/// [`LineAssembler::push_each`] hands out, without a copy per line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Line<'a> {
+    pub ts: Option<Timestamp>,
+    pub bytes: &'a [u8],
+}
+
+impl<'a> Line<'a> {
+    /// Splits `<ts> <content>`. A line without a parsable prefix keeps all its bytes.
+    pub fn parse(raw: &'a [u8]) -> Line<'a> {
         if let Some(space) = raw.iter().take(64).position(|b| *b == b' ')
             && let Ok(s) = std::str::from_utf8(&raw[..space])
             && let Ok(ts) = s.parse::<Timestamp>()
         {
-            return LogLine { ts: Some(ts), bytes: raw[space + 1..].to_vec() };
+            return Line { ts: Some(ts), bytes: &raw[space + 1..] };
         }
-        LogLine { ts: None, bytes: raw.to_vec() }
+        Line { ts: None, bytes: raw }
+    }
+
+    pub fn to_log_line(&self) -> LogLine {
+        LogLine { ts: self.ts, bytes: self.bytes.to_vec() }
     }
 }
+
+/// A carry buffer grown past this by a long line is freed once the line is
+/// handed out, not kept for the rest of the stream.
+const KEEP_CAPACITY: usize = 64 << 10;
 
 /// Splits a byte stream into lines, carrying a partial line across pushes.
 #[derive(Debug, Default)]
@@ -48,20 +71,35 @@ impl LineAssembler {
     /// Complete lines in `chunk` (with what was carried before).
     pub fn push(&mut self, chunk: &[u8]) -> Vec<LogLine> {
         let mut out = Vec::new();
+        self.push_each(chunk, |line| out.push(line.to_log_line()));
+        out
+    }
+
+    /// Hands `f` each complete line in `chunk` (with what was carried
+    /// before), in order, borrowed: a line within the chunk is not copied, a
+    /// line that spans chunks is handed out of the carry buffer.
+    pub fn push_each(&mut self, chunk: &[u8], mut f: impl FnMut(Line<'_>)) {
         let mut rest = chunk;
-        while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
-            let line = if self.partial.is_empty() {
-                LogLine::parse(strip_cr(&rest[..nl]))
-            } else {
-                self.partial.extend_from_slice(&rest[..nl]);
-                let whole = std::mem::take(&mut self.partial);
-                LogLine::parse(strip_cr(&whole))
+        if !self.partial.is_empty() {
+            let Some(nl) = memchr::memchr(b'\n', rest) else {
+                self.partial.extend_from_slice(rest);
+                return;
             };
-            out.push(line);
+            self.partial.extend_from_slice(&rest[..nl]);
+            f(Line::parse(strip_cr(&self.partial)));
+            if self.partial.capacity() > KEEP_CAPACITY {
+                self.partial = Vec::new();
+            } else {
+                self.partial.clear();
+            }
             rest = &rest[nl + 1..];
         }
-        self.partial.extend_from_slice(rest);
-        out
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', rest) {
+            f(Line::parse(strip_cr(&rest[start..nl])));
+            start = nl + 1;
+        }
+        self.partial.extend_from_slice(&rest[start..]);
     }
 
     /// The final line of a stream that ended without a newline.
@@ -111,7 +149,12 @@ impl ResumeCursor {
 
     /// Whether `line` is new; if so it counts as delivered.
     pub fn admit(&mut self, line: &LogLine) -> bool {
-        let Some(ts) = line.ts else { return true };
+        self.admit_at(line.ts)
+    }
+
+    /// [`Self::admit`] of a line with timestamp `ts`.
+    pub fn admit_at(&mut self, ts: Option<Timestamp>) -> bool {
+        let Some(ts) = ts else { return true };
         match self.last {
             Some(last) if ts < last => false,
             Some(last) if ts == last => {
@@ -178,6 +221,88 @@ mod tests {
         let mut a = LineAssembler::new();
         assert_eq!(a.push(b"2026-11-23T10:00:00Z a\n2026-11-23T10:00:01Z b").len(), 1);
         assert_eq!(a.finish().unwrap().bytes, b"b");
+    }
+
+    /// The assembler as it was before lines were handed out borrowed: a
+    /// byte scan for each newline and a copy of each line.
+    #[derive(Default)]
+    struct CopyingAssembler {
+        partial: Vec<u8>,
+    }
+
+    impl CopyingAssembler {
+        fn push(&mut self, chunk: &[u8]) -> Vec<LogLine> {
+            let mut out = Vec::new();
+            let mut rest = chunk;
+            while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
+                let line = if self.partial.is_empty() {
+                    LogLine::parse(strip_cr(&rest[..nl]))
+                } else {
+                    self.partial.extend_from_slice(&rest[..nl]);
+                    let whole = std::mem::take(&mut self.partial);
+                    LogLine::parse(strip_cr(&whole))
+                };
+                out.push(line);
+                rest = &rest[nl + 1..];
+            }
+            self.partial.extend_from_slice(rest);
+            out
+        }
+    }
+
+    proptest::proptest! {
+        /// Borrowed lines are the copying assembler's lines, timestamps
+        /// included, however the stream is cut (cuts inside timestamps,
+        /// inside "\r\n", lines longer than many chunks).
+        #[test]
+        fn borrowed_lines_are_the_copied_lines(
+            lines in proptest::collection::vec((proptest::option::of(0u64..1_000), "[a-z\r é{}\"]{0,40}", 0usize..3), 0..30),
+            cuts in proptest::collection::vec(1usize..64, 1..20),
+        ) {
+            let mut stream = Vec::new();
+            for (ts, text, long) in &lines {
+                if let Some(t) = ts {
+                    stream.extend_from_slice(ts_prefix(*t).as_bytes());
+                }
+                for _ in 0..=*long * 40 {
+                    stream.extend_from_slice(text.as_bytes());
+                }
+                stream.push(b'\n');
+            }
+            let (mut new, mut old) = (LineAssembler::new(), CopyingAssembler::default());
+            let (mut got, mut want) = (Vec::new(), Vec::new());
+            let (mut rest, mut i) = (&stream[..], 0);
+            while !rest.is_empty() {
+                let n = cuts[i % cuts.len()].min(rest.len());
+                new.push_each(&rest[..n], |l| got.push(l.to_log_line()));
+                want.extend(old.push(&rest[..n]));
+                proptest::prop_assert_eq!(new.pending(), old.partial.len());
+                rest = &rest[n..];
+                i += 1;
+            }
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
+    fn ts_prefix(n: u64) -> String {
+        format!("{} ", ts(n))
+    }
+
+    #[test]
+    fn a_long_lines_carry_buffer_is_freed() {
+        let mut a = LineAssembler::new();
+        let long = format!("2026-11-23T10:00:00Z {}", "y".repeat(1 << 20));
+        for chunk in long.as_bytes().chunks(16 << 10) {
+            a.push_each(chunk, |_| panic!("no line before its newline"));
+        }
+        assert_eq!(a.pending(), long.len());
+        let mut n = 0;
+        a.push_each(b"\n2026-11-23T10:00:01Z short\n", |l| {
+            n += 1;
+            assert_eq!(l.bytes.len(), if n == 1 { 1 << 20 } else { 5 });
+        });
+        assert_eq!((n, a.pending()), (2, 0));
+        assert!(a.partial.capacity() <= KEEP_CAPACITY, "8 MiB lines must not pin their buffer");
     }
 
     #[test]

@@ -11,8 +11,9 @@
 //! terminated reaches EOF: only then is the log known to be drained (a stream
 //! that ends around the time of termination may have been cut, not completed).
 //!
-//! Memory: one partial line, one batch of complete lines (≤ [`BATCH_BYTES`]
-//! plus the longest line), and the transcript parser's bounded state.
+//! Memory: one partial line, the batches of complete lines one network read
+//! fills (each ≤ [`BATCH_BYTES`] plus the longest line), and the transcript
+//! parser's bounded state.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +27,7 @@ use tokio::sync::watch;
 
 use crate::dedup::LineDedup;
 use crate::host::{Host, HostError, LogStream};
-use crate::lines::{LineAssembler, LogLine, ResumeCursor};
+use crate::lines::{Line, LineAssembler, ResumeCursor};
 use crate::pod::CLAUDE_CONTAINER;
 use crate::report::Reporter;
 use crate::transcript::TranscriptParser;
@@ -73,8 +74,7 @@ pub struct LogFollower<H: Host> {
     api: Api<Pod>,
     pod: String,
     reporter: Arc<Reporter<H>>,
-    cursor: ResumeCursor,
-    dedup: LineDedup,
+    sink: LineSink,
     pub stats: FollowStats,
 }
 
@@ -88,7 +88,7 @@ const EOF_SETTLE: Duration = Duration::from_secs(2);
 
 impl<H: Host> LogFollower<H> {
     pub fn new(api: Api<Pod>, pod: String, reporter: Arc<Reporter<H>>) -> Self {
-        LogFollower { api, pod, reporter, cursor: ResumeCursor::new(), dedup: LineDedup::new(), stats: FollowStats::default() }
+        LogFollower { api, pod, reporter, sink: LineSink::new(), stats: FollowStats::default() }
     }
 
     /// Follows until drained (or the pod is gone), feeding `parser` and the host.
@@ -115,11 +115,11 @@ impl<H: Host> LogFollower<H> {
                 // After termination a plain read returns the rest and closes.
                 follow: !before.terminated,
                 timestamps: true,
-                since_time: self.cursor.since_time(),
+                since_time: self.sink.cursor.since_time(),
                 ..LogParams::default()
             };
             self.stats.connections += 1;
-            self.cursor.reconnected();
+            self.sink.cursor.reconnected();
             let stream = match self.api.log_stream(&self.pod, &params).await {
                 Ok(s) => s,
                 Err(e) => {
@@ -200,19 +200,24 @@ impl<H: Host> LogFollower<H> {
                 }
             };
             let n = chunk.len();
-            let lines = assembler.push(chunk);
-            stream.consume_unpin(n);
-            for line in lines {
+            // Lines are handed over borrowed from the chunk; a batch that
+            // fills up meanwhile waits in `full` until the chunk is done.
+            let mut full = Vec::new();
+            assembler.push_each(chunk, |line| {
                 self.admit(line, parser, &mut batch);
                 if batch.len() >= BATCH_BYTES {
-                    self.reporter.log(LogStream::Stdout, std::mem::take(&mut batch)).await?;
+                    full.push(std::mem::take(&mut batch));
                 }
+            });
+            stream.consume_unpin(n);
+            for b in full {
+                self.reporter.log(LogStream::Stdout, b).await?;
             }
         };
         // A clean EOF ends the last line even without a newline; after a drop
         // the partial line is discarded — the kubelet sends it again, whole.
         if clean && let Some(line) = assembler.finish() {
-            self.admit(line, parser, &mut batch);
+            self.admit(Line { ts: line.ts, bytes: &line.bytes }, parser, &mut batch);
         }
         if !batch.is_empty() {
             self.reporter.log(LogStream::Stdout, batch).await?;
@@ -220,19 +225,127 @@ impl<H: Host> LogFollower<H> {
         Ok(Some(clean))
     }
 
-    fn admit(&mut self, line: LogLine, parser: &mut TranscriptParser, batch: &mut String) {
-        if !self.cursor.admit(&line) {
-            return;
+    fn admit(&mut self, line: Line<'_>, parser: &mut TranscriptParser, batch: &mut String) {
+        match self.sink.admit(line, parser, batch) {
+            Admit::Delivered => {
+                self.stats.lines += 1;
+                self.stats.bytes += line.bytes.len() as u64 + 1;
+            }
+            Admit::Duplicate => self.stats.dropped_duplicates += 1,
+            Admit::Replayed => {}
         }
-        if !self.dedup.admit(&line.bytes) {
-            self.stats.dropped_duplicates += 1;
-            return;
-        }
-        self.stats.lines += 1;
-        self.stats.bytes += line.bytes.len() as u64 + 1;
-        parser.feed(&line.bytes);
-        batch.push_str(&String::from_utf8_lossy(&line.bytes));
-        batch.push('\n');
     }
 }
 
+/// What became of a line handed to [`LineSink::admit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// Parsed and appended to the batch.
+    Delivered,
+    /// Already delivered before a reconnect (the resume cursor).
+    Replayed,
+    /// A verbatim repeat the dedup net caught.
+    Duplicate,
+}
+
+/// What the follower does with every line, the network apart: the resume
+/// cursor, the dedup net, the transcript parser and the batch for onLog.
+/// Public so that `examples/log_pipeline` times exactly this.
+#[derive(Debug, Default)]
+pub struct LineSink {
+    pub cursor: ResumeCursor,
+    dedup: LineDedup,
+}
+
+impl LineSink {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Passes `line` through the cursor and the dedup net; a new line goes to
+    /// `parser` and, with its newline, onto `batch` (invalid UTF-8 as U+FFFD).
+    pub fn admit(&mut self, line: Line<'_>, parser: &mut TranscriptParser, batch: &mut String) -> Admit {
+        if !self.cursor.admit_at(line.ts) {
+            return Admit::Replayed;
+        }
+        // UTF-8 checked once, and the JSON read once, for the dedup net,
+        // the parser and the batch.
+        match simdutf8::basic::from_utf8(line.bytes) {
+            Ok(text) => {
+                let read = parser.read(text);
+                let object = read.is_json_object().then(|| read.trimmed().as_bytes());
+                if !self.dedup.admit_parsed(line.bytes, object) {
+                    return Admit::Duplicate;
+                }
+                parser.apply(read);
+                batch.push_str(text);
+            }
+            Err(_) => {
+                if !self.dedup.admit(line.bytes) {
+                    return Admit::Duplicate;
+                }
+                parser.feed(line.bytes);
+                batch.push_str(&String::from_utf8_lossy(line.bytes));
+            }
+        }
+        batch.push('\n');
+        Admit::Delivered
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The sink hands on what the follower always did: every new line,
+        /// lossily decoded, with its newline; the parser reads the raw bytes
+        /// — valid UTF-8 or not, the one UTF-8 check changes nothing.
+        #[test]
+        fn sink_delivers_like_lossy_decoding(lines in prop::collection::vec(prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..40),
+            "[ -~é]{0,40}".prop_map(String::into_bytes),
+            Just(br#"{"type":"assistant","message":{"id":"m","content":[{"type":"text","text":"hi"}]}}"#.to_vec()),
+            Just(b"{\"type\":\"user\",\"x\":\"\xff\"}".to_vec()),
+            // Whitespace the dedup net (ASCII) and the parser (Unicode) trim differently.
+            Just(b" {\"type\":\"user\"}\t".to_vec()),
+            Just(b"\x0b{\"type\":\"user\"}".to_vec()),
+            Just("{\"type\":\"user\"}\u{3000}".as_bytes().to_vec()),
+            Just(br#"{"type":"user","type":"user"}"#.to_vec()),
+            Just(br#"{"type":"system","subtype":"init","model":"m","session_id":"s"}"#.to_vec()),
+            Just(br#"{"type":"result","result":"ok","usage":{"output_tokens":2}}"#.to_vec()),
+            Just(format!(r#"{{"type":"user","deep":{}{}}}"#, "[".repeat(200), "]".repeat(200)).into_bytes()),
+        ], 0..30)) {
+            let mut sink = LineSink::new();
+            let (mut parser, mut reference) = (TranscriptParser::new("m"), TranscriptParser::new("m"));
+            let (mut batch, mut want) = (String::new(), String::new());
+            let mut dedup = LineDedup::new();
+            for l in &lines {
+                let admitted = sink.admit(Line { ts: None, bytes: l }, &mut parser, &mut batch) == Admit::Delivered;
+                prop_assert_eq!(admitted, dedup.admit(l));
+                if admitted {
+                    reference.feed(l);
+                    want.push_str(&String::from_utf8_lossy(l));
+                    want.push('\n');
+                }
+            }
+            prop_assert_eq!(batch, want);
+            prop_assert_eq!(parser.finish(), reference.finish());
+        }
+    }
+
+    #[test]
+    fn sink_drops_replayed_and_repeated_lines() {
+        let mut sink = LineSink::new();
+        let mut parser = TranscriptParser::new("");
+        let mut batch = String::new();
+        let at = |s: &str| s.parse().ok();
+        let line = br#"{"type":"user"}"#;
+        assert_eq!(sink.admit(Line { ts: at("2026-11-23T10:00:01Z"), bytes: line }, &mut parser, &mut batch), Admit::Delivered);
+        sink.cursor.reconnected();
+        assert_eq!(sink.admit(Line { ts: at("2026-11-23T10:00:01Z"), bytes: line }, &mut parser, &mut batch), Admit::Replayed);
+        assert_eq!(sink.admit(Line { ts: at("2026-11-23T10:00:02Z"), bytes: line }, &mut parser, &mut batch), Admit::Duplicate);
+        assert_eq!(batch, "{\"type\":\"user\"}\n");
+    }
+}

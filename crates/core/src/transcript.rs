@@ -68,7 +68,8 @@ pub struct ApiRetry {
 
 #[derive(Debug)]
 pub struct TranscriptParser {
-    configured_model: String,
+    /// `"model":"<configured model>"`, or empty without a configured model.
+    model_needle: String,
     t: Transcript,
     content_seen: bool,
     empty_response: bool,
@@ -95,7 +96,7 @@ fn cap(s: &str, n: usize) -> String {
 impl TranscriptParser {
     pub fn new(configured_model: &str) -> Self {
         TranscriptParser {
-            configured_model: configured_model.to_owned(),
+            model_needle: if configured_model.is_empty() { String::new() } else { format!("\"model\":\"{configured_model}\"") },
             t: Transcript::default(),
             content_seen: false,
             empty_response: false,
@@ -113,20 +114,48 @@ impl TranscriptParser {
         TranscriptParser { slow_only: true, ..Self::new(configured_model) }
     }
 
-    /// One line of stdout, without its newline.
+    /// One line of stdout, without its newline (invalid UTF-8 is read as U+FFFD).
     pub fn feed(&mut self, raw: &[u8]) {
-        self.t.stdout_bytes += raw.len() as u64 + 1;
-        let line = String::from_utf8_lossy(raw);
-        let line = line.trim();
+        match simdutf8::basic::from_utf8(raw) {
+            Ok(line) => self.feed_str(line),
+            Err(_) => {
+                let line = String::from_utf8_lossy(raw);
+                let read = ReadLine { raw_len: raw.len(), ..self.read(&line) };
+                self.apply(read);
+            }
+        }
+    }
+
+    /// [`Self::feed`] of a line already known to be UTF-8.
+    pub fn feed_str(&mut self, line: &str) {
+        let read = self.read(line);
+        self.apply(read);
+    }
+
+    /// The first half of [`Self::feed_str`], which changes nothing: the
+    /// line's one typed JSON read. A caller that must decide on the line
+    /// first (the dedup net, which needs to know whether it is JSON) uses
+    /// what it found, then hands it to [`Self::apply`] — or drops it.
+    pub fn read<'a>(&self, line: &'a str) -> ReadLine<'a> {
+        let trimmed = line.trim();
+        let typed = if trimmed.starts_with('{') && !self.slow_only { serde_json::from_str::<FastLine>(trimmed).ok() } else { None };
+        ReadLine { raw_len: line.len(), trimmed, typed }
+    }
+
+    /// The second half of [`Self::feed_str`]: what the line means for the transcript.
+    pub fn apply(&mut self, read: ReadLine<'_>) {
+        self.t.stdout_bytes += read.raw_len as u64 + 1;
+        let line = read.trimmed;
         if line.is_empty() {
             return;
         }
         self.t.nonempty_lines += 1;
-        if !self.configured_model.is_empty() && !self.t.mentions_configured_model {
-            let needle = format!("\"model\":\"{}\"", self.configured_model);
-            self.t.mentions_configured_model = line.contains(&needle);
+        if !self.model_needle.is_empty() && !self.t.mentions_configured_model {
+            self.t.mentions_configured_model = memchr::memmem::find(line.as_bytes(), self.model_needle.as_bytes()).is_some();
         }
-        if line.starts_with('{') && !self.slow_only && self.fast(line) {
+        if let Some(typed) = read.typed
+            && self.fast(typed)
+        {
             return;
         }
         let parsed: Option<Map<String, Value>> = if line.starts_with('{') {
@@ -179,11 +208,10 @@ impl TranscriptParser {
 
     /// The common lines — assistant blocks, tool results — read without
     /// building a `Value` (most of a transcript's parsing time went there).
-    /// Returns false when the line is not one of them, or has a shape the
-    /// typed read refuses (wrong types, duplicate keys): the general path
-    /// then reads it exactly as before, so results never differ.
-    fn fast(&mut self, line: &str) -> bool {
-        let Ok(l) = serde_json::from_str::<FastLine>(line) else { return false };
+    /// Returns false when the line is not one of them; a line whose shape
+    /// the typed read refuses (wrong types, duplicate keys) never gets here.
+    /// The general path then reads it exactly as before, so results never differ.
+    fn fast(&mut self, l: FastLine<'_>) -> bool {
         match l.typ.as_deref() {
             Some("assistant") => {
                 if let Some(s) = l.session_id.as_deref().filter(|s| !s.is_empty()) {
@@ -308,6 +336,27 @@ impl TranscriptParser {
     }
 }
 
+/// A line read by [`TranscriptParser::read`], not yet applied.
+pub struct ReadLine<'a> {
+    raw_len: usize,
+    trimmed: &'a str,
+    /// The typed read, when the line is an object it accepts.
+    typed: Option<FastLine<'a>>,
+}
+
+impl<'a> ReadLine<'a> {
+    /// The line without surrounding whitespace (`str::trim`).
+    pub fn trimmed(&self) -> &'a str {
+        self.trimmed
+    }
+
+    /// serde_json read [`Self::trimmed`] as one JSON object. False means
+    /// only that the typed read did not accept it (it may still be JSON).
+    pub fn is_json_object(&self) -> bool {
+        self.typed.is_some()
+    }
+}
+
 /// The fields of a stream-json line the fast path reads; the rest is skipped.
 #[derive(Deserialize)]
 struct FastLine<'a> {
@@ -413,6 +462,109 @@ mod tests {
         let t = p.finish();
         assert!(t.first_unparsed_line.unwrap().contains("not json"));
         assert!(t.result_json.is_some());
+    }
+
+    /// JSON text with the shapes that separate the typed read from
+    /// serde_json's plain validation: duplicate keys, wrong types, deep
+    /// nesting, numbers out of f64 range, escapes (lone surrogates too),
+    /// control characters, whitespace, and cuts that leave it invalid.
+    /// `beyond_value`: also numbers beyond f64, lone surrogate escapes and
+    /// nesting beyond serde_json's recursion limit, which a `Value` cannot
+    /// hold but the typed read skips (`typed_read_skips_what_a_value_cannot_hold`),
+    /// and arrays of anything.
+    fn jsonish(beyond_value: bool) -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let big = if beyond_value { "1e400" } else { "1e300" };
+        let limit = if beyond_value { 200 } else { 100 };
+        let lone = if beyond_value { r#""lone \ud800""# } else { r#""pair \ud800\udc00""# };
+        let atom = prop_oneof![
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            Just("0".to_owned()),
+            Just("12".to_owned()),
+            Just("-1.5e3".to_owned()),
+            Just(big.to_owned()),
+            Just("01".to_owned()),
+            Just(r#""text""#.to_owned()),
+            Just(r#""assistant""#.to_owned()),
+            Just(r#""user""#.to_owned()),
+            Just(r#""a\nb\"c\u00e9\ud83d\ude80""#.to_owned()),
+            Just(lone.to_owned()),
+            Just("\"tab\there\"".to_owned()),
+            Just(r#""bad \x""#.to_owned()),
+            "[a-z é]{0,6}".prop_map(|s| format!("{s:?}")),
+        ];
+        let key = prop_oneof![
+            Just("type"), Just("message"), Just("content"), Just("text"), Just("id"), Just("session_id"),
+            Just("usage"), Just("output_tokens"), Just("stop_reason"), Just("subtype"), Just("x"),
+        ];
+        let value = atom.prop_recursive(5, 48, 5, move |inner| {
+            let object = prop::collection::vec((key.clone(), inner.clone()), 0..5)
+                .prop_map(|kv| format!("{{{}}}", kv.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect::<Vec<_>>().join(",")));
+            // An array where the typed read expects an object (`"usage":[12]`)
+            // is read as a struct by position — a known divergence, left
+            // out here (see the report of issue 16): arrays hold objects.
+            let element = if beyond_value { inner.boxed() } else { object.clone().boxed() };
+            prop_oneof![prop::collection::vec(element, 0..4).prop_map(|v| format!("[{}]", v.join(","))), object]
+        });
+        (value, 0usize..4, any::<u16>(), 0usize..limit).prop_map(|(v, how, at, depth)| {
+            let v = format!(r#"{{"type":"assistant","message":{v},"session_id":"s","x":{v}}}"#);
+            let at = usize::from(at) % (v.len() + 1);
+            match how {
+                0 => v,
+                // A cut: mostly invalid.
+                1 if v.is_char_boundary(at) => v[..at].to_owned(),
+                // Nesting deeper than serde_json's recursion limit.
+                2 => format!(r#"{{"type":"user","x":{}{}}}"#, "[".repeat(depth), "]".repeat(depth)),
+                _ => format!(" \t{v}\r "),
+            }
+        })
+    }
+
+    proptest::proptest! {
+        /// What the dedup net relies on when it skips its own validation: a
+        /// line the typed read accepts is one serde_json's validation accepts.
+        #[test]
+        fn typed_read_accepts_only_json(line in jsonish(true)) {
+            let p = TranscriptParser::new("m");
+            let read = p.read(&line);
+            if read.is_json_object() {
+                proptest::prop_assert!(serde_json::from_slice::<IgnoredAny>(read.trimmed().as_bytes()).is_ok());
+                let t = read.trimmed();
+                proptest::prop_assert!(t.starts_with('{') && t.ends_with('}'), "{:?}", t);
+            }
+        }
+
+        /// read + apply is feed, and the typed read gives the general path's transcript.
+        #[test]
+        fn read_then_apply_is_the_general_path(lines in proptest::collection::vec(jsonish(false), 0..8)) {
+            let (mut split, mut reference) = (TranscriptParser::new("claude-sonnet-4-6"), TranscriptParser::reference("claude-sonnet-4-6"));
+            for l in &lines {
+                let read = split.read(l);
+                split.apply(read);
+                reference.feed(l.as_bytes());
+            }
+            proptest::prop_assert_eq!(split.finish(), reference.finish());
+        }
+    }
+
+    /// Where the typed read (in use since it came) and the general path
+    /// differ: JSON that serde_json validates but a `Value` cannot hold — a
+    /// number beyond f64, a lone surrogate escape (`\ud800`, which
+    /// JSON.stringify writes for half a surrogate pair) or nesting past its
+    /// recursion limit — in a field the typed read skips. The line counts as
+    /// parsed; the general path would quote it as unparsed. Kept as it is.
+    #[test]
+    fn typed_read_skips_what_a_value_cannot_hold() {
+        let deep = format!(r#"{{"type":"user","x":{}{}}}"#, "[".repeat(200), "]".repeat(200));
+        for line in [r#"{"type":"user","x":1e400}"#, r#"{"type":"user","x":"\ud800"}"#, deep.as_str()] {
+            let mut p = TranscriptParser::new("");
+            p.feed(line.as_bytes());
+            assert_eq!(p.finish().first_unparsed_line, None);
+            let mut p = TranscriptParser::reference("");
+            p.feed(line.as_bytes());
+            assert!(p.finish().first_unparsed_line.is_some());
+        }
     }
 
     #[test]

@@ -455,7 +455,7 @@ impl<'a, H: Host + 'static> Following<'a, H> {
         )
     }
 
-    async fn keepalive(&self) -> Result<(), RunError> {
+    async fn keepalive(&mut self) -> Result<(), RunError> {
         if self.spawned {
             let silent = self.reporter.since_last_log().as_secs();
             if silent >= KEEPALIVE_INTERVAL.as_secs() {

@@ -76,6 +76,15 @@ fn agent_lock(agent: &str) -> Arc<tokio::sync::Mutex<()>> {
 
 /// Runs one heartbeat. `Ok` is Paperclip's result (including agent failures
 /// and adapter error codes); `Err` is a rejection.
+/// The binding runs `execute` on tokio's multi-thread runtime: its future
+/// must be `Send` for any host. Checked when the core's tests compile (the
+/// core's own tests run it on one thread, where nothing else would notice).
+#[cfg(test)]
+#[allow(dead_code)]
+fn execute_is_send<H: Host + 'static>(ctx: &Value, host: Arc<H>) -> impl std::future::Future<Output = Result<RunResult, RunError>> + Send + '_ {
+    execute(ctx, host)
+}
+
 pub async fn execute<H: Host + 'static>(ctx: &Value, host: Arc<H>) -> Result<RunResult, RunError> {
     let rc = RunContext::from_json(ctx);
     let env = HostEnv::from_process();

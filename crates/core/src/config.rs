@@ -150,24 +150,26 @@ pub fn parse_key_values(v: Option<&Value>) -> BTreeMap<String, String> {
     out
 }
 
-/// `tolerations`: an array, or (the fix) the JSON array string the UI's
-/// textarea sends. A string that is not a JSON array of tolerations is an error.
+/// A value given as JSON, or as its JSON text (what the form's textarea
+/// sends); `None` when unset, null or blank.
+fn json_or_text(v: Option<&Value>) -> Result<Option<std::borrow::Cow<'_, Value>>, serde_json::Error> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => serde_json::from_str(s).map(|v| Some(std::borrow::Cow::Owned(v))),
+        Some(other) => Ok(Some(std::borrow::Cow::Borrowed(other))),
+    }
+}
+
 /// `mcpServers`: the agent's own MCP servers, in the CLI's `--mcp-config`
 /// shape (`{"name": {"type": "http", "url": …}}` or `{"name": {"command": …}}`),
 /// as an object or its JSON text; a `{"mcpServers": {…}}` document is accepted too.
 pub fn parse_mcp_servers(v: Option<&Value>) -> Result<Map<String, Value>, ConfigError> {
-    let parsed;
-    let value = match v {
-        None | Some(Value::Null) => return Ok(Map::new()),
-        Some(Value::String(s)) if s.trim().is_empty() => return Ok(Map::new()),
-        Some(Value::String(s)) => {
-            parsed = serde_json::from_str::<Value>(s)
-                .map_err(|e| ConfigError::McpServers(format!("not valid JSON (line {}, column {}); expected an object", e.line(), e.column())))?;
-            &parsed
-        }
-        Some(other) => other,
-    };
-    let Value::Object(map) = value else { return Err(ConfigError::McpServers("expected an object of MCP servers".into())) };
+    // The position only: a server's headers may hold a token.
+    let value = json_or_text(v)
+        .map_err(|e| ConfigError::McpServers(format!("not valid JSON (line {}, column {}); expected an object", e.line(), e.column())))?;
+    let Some(value) = value else { return Ok(Map::new()) };
+    let Value::Object(map) = value.as_ref() else { return Err(ConfigError::McpServers("expected an object of MCP servers".into())) };
     let map = match map.get("mcpServers") {
         Some(Value::Object(inner)) if map.len() == 1 => inner,
         _ => map,
@@ -183,19 +185,12 @@ pub fn parse_mcp_servers(v: Option<&Value>) -> Result<Map<String, Value>, Config
     Ok(map.clone())
 }
 
+/// `tolerations`: an array, or (the fix) the JSON array string the UI's
+/// textarea sends. A string that is not a JSON array of tolerations is an error.
 pub fn parse_tolerations(v: Option<&Value>) -> Result<Vec<Toleration>, ConfigError> {
-    let parsed;
-    let array = match v {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::String(s)) if s.trim().is_empty() => return Ok(Vec::new()),
-        Some(Value::String(s)) => {
-            parsed = serde_json::from_str::<Value>(s)
-                .map_err(|e| ConfigError::Tolerations(format!("not valid JSON ({e}); expected a JSON array")))?;
-            &parsed
-        }
-        Some(other) => other,
-    };
-    let Value::Array(items) = array else {
+    let array = json_or_text(v).map_err(|e| ConfigError::Tolerations(format!("not valid JSON ({e}); expected a JSON array")))?;
+    let Some(array) = array else { return Ok(Vec::new()) };
+    let Value::Array(items) = array.as_ref() else {
         return Err(ConfigError::Tolerations("expected a JSON array of tolerations".into()));
     };
     items

@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.benchLogCrossing = nativeBinding.benchLogCrossing
 module.exports.cancelExecution = nativeBinding.cancelExecution
 module.exports.createCancelToken = nativeBinding.createCancelToken
 module.exports.executeNative = nativeBinding.executeNative

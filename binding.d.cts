@@ -10,6 +10,19 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /**
+ * Diagnostics for `npm run bench`, not part of the package's API: hands
+ * `onLog` `calls` chunks of `chunkBytes` bytes of stream-json lines through
+ * exactly the path a run's log takes ([`JsHost::on_log`]: the same
+ * threadsafe function, each Promise awaited before the next call) and
+ * resolves with the wall-clock nanoseconds the calls took. The chunks are
+ * built before the clock starts, so the figure is the crossing alone:
+ * queueing onto the JS thread, `String` → JS string, the call, the Promise.
+ * `nonAscii` puts multi-byte characters in every line (V8 then builds a
+ * two-byte string instead of copying Latin-1).
+ */
+export declare function benchLogCrossing(onLog: (stream: 'stdout' | 'stderr', chunk: string) => Promise<void>, chunkBytes: number, calls: number, nonAscii: boolean): Promise<number>
+
+/**
  * Cancels the run holding `id` (the Job is deleted, the result is `cancelled`).
  * Unknown or finished ids are ignored.
  */

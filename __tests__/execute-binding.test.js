@@ -152,3 +152,33 @@ describe("execute: cancellation through ctx.signal (newer hosts)", () => {
     expect(r.errorCode).toBe("k8s_agent_id_invalid");
   });
 });
+
+// The crossing onLog chunks take (src/lib.rs: LogChunk): ASCII as UTF-8,
+// anything else converted to UTF-16 on the Rust side. Driven through the
+// bench's entry, which uses the very JsHost::on_log a run uses.
+describe("onLog chunks across napi", () => {
+  it.each([[false], [true]])("nonAscii=%s: every chunk arrives whole, as the Rust string was", async (nonAscii) => {
+    const { default: native } = await import("../lib/native.js");
+    const chunks = [];
+    const ns = await native.benchLogCrossing(async (stream, chunk) => chunks.push([stream, chunk]), 300_000, 3, nonAscii);
+    expect(ns).toBeGreaterThan(0);
+    expect(chunks).toHaveLength(3);
+    for (const [stream, chunk] of chunks) {
+      expect(stream).toBe("stdout");
+      expect(chunk).toBe(chunks[0][1]);
+      // The chunk is cut at 300 000 bytes on a character boundary.
+      expect(Buffer.byteLength(chunk)).toBeLessThanOrEqual(300_000);
+      expect(Buffer.byteLength(chunk)).toBeGreaterThan(300_000 - 4);
+      const lines = chunk.split("\n");
+      for (const line of lines.slice(0, -1)) expect(JSON.parse(line)).toMatchObject({ type: "assistant" });
+      if (nonAscii) expect(lines[0]).toContain("Grüße, ünïcödé — 日本語のテキスト ✓ 🎉");
+      else expect(chunk).toMatch(/^[\x00-\x7f]*$/);
+    }
+  });
+
+  it("rejects sizes it will not build", async () => {
+    const { default: native } = await import("../lib/native.js");
+    await expect(native.benchLogCrossing(async () => {}, 0, 1, false)).rejects.toThrow(/\[INVALID_ARG\]/);
+    await expect(native.benchLogCrossing(async () => {}, 1 << 30, 2, false)).rejects.toThrow(/1 GiB/);
+  });
+});

@@ -42,7 +42,7 @@ function describeThrown(e) {
  * (napi-rs keeps only `Error.message`, so a rejected plain object would
  * otherwise lose its content).
  */
-function wrapCallback(name, fn) {
+export function wrapCallback(name, fn) {
   if (fn === undefined || fn === null) return undefined;
   if (typeof fn !== "function") throw new TypeError(`execute(ctx): ctx.${name} must be a function`);
   return async (...args) => {

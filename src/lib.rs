@@ -26,7 +26,44 @@ use serde_json::Value;
 
 /// A JS callback taking `A`, returning a Promise we await.
 type Callback<A> = ThreadsafeFunction<A, Promise<()>, A, Status, false>;
-type LogArgs = FnArgs<(String, String)>;
+type LogArgs = FnArgs<(String, LogChunk)>;
+
+/// A log chunk in the form V8 turns into a JS string fastest, on the JS
+/// thread — which is the host's event loop. ASCII goes as UTF-8: V8 checks
+/// it and copies it into a one-byte string (~10 GiB/s). Anything else is
+/// converted to UTF-16 here, on a tokio thread, and V8 only copies it: its
+/// own UTF-8 decoding of non-ASCII text runs at ~140 MiB/s, 7 ms of the
+/// host's event loop per MiB (bench: `crossing`).
+pub enum LogChunk {
+    Ascii(String),
+    Utf16(Utf16String),
+}
+
+impl LogChunk {
+    fn new(chunk: String) -> Self {
+        if chunk.is_ascii() {
+            return LogChunk::Ascii(chunk);
+        }
+        // UTF-16 never needs more units than the UTF-8 has bytes.
+        let mut units = vec![0u16; chunk.len()];
+        let n = encoding_rs::mem::convert_str_to_utf16(&chunk, &mut units);
+        units.truncate(n);
+        LogChunk::Utf16(Utf16String::from(units))
+    }
+}
+
+impl ToNapiValue for LogChunk {
+    unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
+        // SAFETY: called by napi-rs on the JS thread with its live env, as
+        // for the String or Utf16String this delegates to.
+        unsafe {
+            match val {
+                LogChunk::Ascii(s) => String::to_napi_value(env, s),
+                LogChunk::Utf16(s) => Utf16String::to_napi_value(env, s),
+            }
+        }
+    }
+}
 
 struct JsHost {
     on_log: Callback<LogArgs>,
@@ -74,7 +111,7 @@ async fn call<A: 'static + JsValuesTupleIntoVec>(
 
 impl Host for JsHost {
     async fn on_log(&self, stream: LogStream, chunk: String) -> std::result::Result<(), HostError> {
-        call("onLog", &self.on_log, (stream.as_str().to_owned(), chunk).into()).await
+        call("onLog", &self.on_log, (stream.as_str().to_owned(), LogChunk::new(chunk)).into()).await
     }
 
     async fn on_meta(&self, meta: Value) -> std::result::Result<(), HostError> {
@@ -135,6 +172,65 @@ pub async fn execute_native(
         cancels().remove(&id);
     }
     outcome
+}
+
+/// The most one [`bench_log_crossing`] call may copy (its chunks are built up front).
+const CROSSING_MAX_BYTES: u64 = 1 << 30;
+
+/// Diagnostics for `npm run bench`, not part of the package's API: hands
+/// `onLog` `calls` chunks of `chunkBytes` bytes of stream-json lines through
+/// exactly the path a run's log takes ([`JsHost::on_log`]: the same
+/// threadsafe function, each Promise awaited before the next call) and
+/// resolves with the wall-clock nanoseconds the calls took. The chunks are
+/// built before the clock starts, so the figure is the crossing alone:
+/// queueing onto the JS thread, `String` → JS string, the call, the Promise.
+/// `nonAscii` puts multi-byte characters in every line (the chunk then
+/// crosses as UTF-16: [`LogChunk`]).
+#[napi(js_name = "benchLogCrossing")]
+pub async fn bench_log_crossing(
+    #[napi(ts_arg_type = "(stream: 'stdout' | 'stderr', chunk: string) => Promise<void>")] on_log: Callback<LogArgs>,
+    chunk_bytes: u32,
+    calls: u32,
+    non_ascii: bool,
+) -> Result<f64> {
+    guarded("benchLogCrossing", async move {
+        if chunk_bytes == 0 || calls == 0 || u64::from(chunk_bytes) * u64::from(calls) > CROSSING_MAX_BYTES {
+            return Err(Error::new(
+                Status::InvalidArg,
+                format!("[INVALID_ARG] chunkBytes × calls must be 1 B … 1 GiB, got {chunk_bytes} × {calls}"),
+            ));
+        }
+        let chunk = crossing_chunk(chunk_bytes as usize, non_ascii);
+        let chunks: Vec<String> = (0..calls).map(|_| chunk.clone()).collect();
+        let host = JsHost { on_log, on_meta: None, cancel: CancellationToken::new() };
+        let start = std::time::Instant::now();
+        for c in chunks {
+            host.on_log(LogStream::Stdout, c).await.map_err(|e| Error::new(Status::GenericFailure, e.to_string()))?;
+        }
+        Ok(start.elapsed().as_nanos() as f64)
+    })
+    .await
+}
+
+/// `len` bytes of assistant lines, newline-terminated where the length allows.
+fn crossing_chunk(len: usize, non_ascii: bool) -> String {
+    let text = if non_ascii { "Grüße, ünïcödé — 日本語のテキスト ✓ 🎉 " } else { "plain ASCII assistant text of a turn " };
+    let mut out = String::with_capacity(len + 256);
+    let mut n = 0u64;
+    while out.len() < len {
+        n += 1;
+        out.push_str(&format!(
+            "{{\"type\":\"assistant\",\"message\":{{\"id\":\"msg_{n}\",\"content\":[{{\"type\":\"text\",\"text\":\"{}\"}}]}}}}\n",
+            text.repeat(4)
+        ));
+    }
+    // Cut back to `len` on a character boundary; the last line may lose its end.
+    let mut cut = len.min(out.len());
+    while !out.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    out.truncate(cut);
+    out
 }
 
 /// Low-level entry used by `lib/environment.js`; call `testEnvironment(ctx)` instead.

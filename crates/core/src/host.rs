@@ -3,7 +3,8 @@
 //! The napi binding implements [`Host`] over JS functions; tests implement it
 //! with a recorder. Every call is awaited before the next one is made, so the
 //! host sees callbacks one at a time, in order, and a slow `onLog` slows the
-//! reading of the pod's log (backpressure) instead of growing a queue.
+//! reading of the pod's log (backpressure: the log follower reads at most one
+//! batch ahead of the call in flight) instead of growing a queue.
 
 use std::future::Future;
 

@@ -17,10 +17,12 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
  * resolves with the wall-clock nanoseconds the calls took. The chunks are
  * built before the clock starts, so the figure is the crossing alone:
  * queueing onto the JS thread, `String` → JS string, the call, the Promise.
- * `nonAscii` puts multi-byte characters in every line (V8 then builds a
- * two-byte string instead of copying Latin-1).
+ * `text` is `"ascii"`, `"nonAscii"` (multi-byte characters in every line:
+ * the chunk crosses as UTF-16, see [`LogChunk`]) or `"nonAsciiUtf8"` (the
+ * same text handed to V8 as UTF-8 to decode, as before `LogChunk`: the
+ * comparison that justifies it).
  */
-export declare function benchLogCrossing(onLog: (stream: 'stdout' | 'stderr', chunk: string) => Promise<void>, chunkBytes: number, calls: number, nonAscii: boolean): Promise<number>
+export declare function benchLogCrossing(onLog: (stream: 'stdout' | 'stderr', chunk: string) => Promise<void>, chunkBytes: number, calls: number, text: 'ascii' | 'nonAscii' | 'nonAsciiUtf8'): Promise<number>
 
 /**
  * Cancels the run holding `id` (the Job is deleted, the result is `cancelled`).

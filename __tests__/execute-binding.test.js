@@ -157,10 +157,11 @@ describe("execute: cancellation through ctx.signal (newer hosts)", () => {
 // anything else converted to UTF-16 on the Rust side. Driven through the
 // bench's entry, which uses the very JsHost::on_log a run uses.
 describe("onLog chunks across napi", () => {
-  it.each([[false], [true]])("nonAscii=%s: every chunk arrives whole, as the Rust string was", async (nonAscii) => {
+  it.each([["ascii"], ["nonAscii"], ["nonAsciiUtf8"]])("%s: every chunk arrives whole, as the Rust string was", async (text) => {
+    const nonAscii = text !== "ascii";
     const { default: native } = await import("../lib/native.js");
     const chunks = [];
-    const ns = await native.benchLogCrossing(async (stream, chunk) => chunks.push([stream, chunk]), 300_000, 3, nonAscii);
+    const ns = await native.benchLogCrossing(async (stream, chunk) => chunks.push([stream, chunk]), 300_000, 3, text);
     expect(ns).toBeGreaterThan(0);
     expect(chunks).toHaveLength(3);
     for (const [stream, chunk] of chunks) {
@@ -178,7 +179,8 @@ describe("onLog chunks across napi", () => {
 
   it("rejects sizes it will not build", async () => {
     const { default: native } = await import("../lib/native.js");
-    await expect(native.benchLogCrossing(async () => {}, 0, 1, false)).rejects.toThrow(/\[INVALID_ARG\]/);
-    await expect(native.benchLogCrossing(async () => {}, 1 << 30, 2, false)).rejects.toThrow(/1 GiB/);
+    await expect(native.benchLogCrossing(async () => {}, 0, 1, "ascii")).rejects.toThrow(/\[INVALID_ARG\]/);
+    await expect(native.benchLogCrossing(async () => {}, 1 << 30, 2, "ascii")).rejects.toThrow(/1 GiB/);
+    await expect(native.benchLogCrossing(async () => {}, 64, 1, "latin1")).rejects.toThrow(/text must be/);
   });
 });

@@ -38,14 +38,15 @@ use crate::transcript::TranscriptParser;
 pub const BATCH_BYTES: usize = 1 << 20;
 
 /// A batch this large is handed over without waiting for more. One `onLog`
-/// call across napi costs about 20 µs of CPU whatever its size (bench:
-/// `crossing`), and the line pipeline about 1.3 ns per byte: from 256 KiB
-/// up the call's fixed cost is under ~6 % of the work on its bytes.
+/// call across napi costs ~23 µs whatever its size while the machine is
+/// busy (~95 µs when both threads must wake an idle core), and each byte
+/// ~2.2 ns (the line pipeline 1.3, the JS string 0.9; bench: `crossing`):
+/// at 256 KiB the fixed cost is ~4 % of the batch's work.
 pub const MIN_BATCH_BYTES: usize = 256 << 10;
 
 /// The longest a complete line waits for more to join its batch. It bounds
-/// the calls a trickling stream makes (≤ 200 per second, ≤ 0.4 % of a core
-/// at 20 µs each) at a delay no reader of a live log can see.
+/// the calls a trickling stream makes (≤ 200 per second: ≤ 0.5 % of a core
+/// at 23 µs, ≤ 2 % at 95) at a delay no reader of a live log can see.
 pub const HOLD: Duration = Duration::from_millis(5);
 
 /// What the log follower needs to know about the pod, published by the pod watch.

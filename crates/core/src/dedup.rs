@@ -12,14 +12,80 @@
 //! bounded: the hashes of the last [`WINDOW`] candidate lines.
 
 use std::collections::{HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// How many recent candidate lines are remembered.
 pub const WINDOW: usize = 4096;
 
-#[derive(Debug, Default)]
-pub struct LineDedup {
+/// The last `capacity` distinct 64-bit hashes, with O(1) lookup: the memory
+/// of both this filter and the transcript's block dedup. (A `VecDeque`
+/// scanned linearly was a fifth of a run's CPU on a transcript of short
+/// assistant lines.)
+#[derive(Debug)]
+pub struct RecentHashes {
+    capacity: usize,
     order: VecDeque<u64>,
-    seen: HashSet<u64>,
+    seen: HashSet<u64, BuildHasherDefault<Prehashed>>,
+}
+
+impl RecentHashes {
+    pub fn new(capacity: usize) -> Self {
+        RecentHashes { capacity, order: VecDeque::with_capacity(capacity), seen: HashSet::default() }
+    }
+
+    /// Remembers `key`; false if it was already remembered.
+    pub fn insert(&mut self, key: u64) -> bool {
+        if self.seen.contains(&key) {
+            return false;
+        }
+        if self.order.len() == self.capacity
+            && let Some(old) = self.order.pop_front()
+        {
+            self.seen.remove(&old);
+        }
+        self.order.push_back(key);
+        self.seen.insert(key);
+        true
+    }
+
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
+
+/// The keys are XXH3 hashes already: hashing them again (SipHash, the
+/// default) would only cost time.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+    /// Not used for `u64` keys; folds the bytes so that any key still works.
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct LineDedup {
+    recent: RecentHashes,
+}
+
+impl Default for LineDedup {
+    fn default() -> Self {
+        LineDedup { recent: RecentHashes::new(WINDOW) }
+    }
 }
 
 impl LineDedup {
@@ -48,16 +114,7 @@ impl LineDedup {
             return true;
         }
         // A 64-bit XXH3 of the bytes (SipHash was a fifth of the pipeline's time).
-        let key = xxhash_rust::xxh3::xxh3_64(trimmed);
-        if self.seen.contains(&key) {
-            return false;
-        }
-        if self.order.len() == WINDOW && let Some(old) = self.order.pop_front() {
-            self.seen.remove(&old);
-        }
-        self.order.push_back(key);
-        self.seen.insert(key);
-        true
+        self.recent.insert(xxhash_rust::xxh3::xxh3_64(trimmed))
     }
 }
 
@@ -108,7 +165,7 @@ mod tests {
             assert!(d.admit_parsed(&not_json, Some(&copy)));
             assert!(d.admit_parsed(&not_json, Some(&not_json[..5])));
         }
-        assert_eq!(d.order.len(), 1);
+        assert_eq!(d.recent.len(), 1);
     }
 
     #[test]
@@ -117,8 +174,8 @@ mod tests {
         for i in 0..(WINDOW * 3) {
             assert!(d.admit(format!("{{\"n\":{i}}}").as_bytes()));
         }
-        assert_eq!(d.order.len(), WINDOW);
-        assert_eq!(d.seen.len(), WINDOW);
+        assert_eq!(d.recent.order.len(), WINDOW);
+        assert_eq!(d.recent.seen.len(), WINDOW);
         // Out of the window: admitted again (a safety net, not a ledger).
         assert!(d.admit(b"{\"n\":0}"));
     }

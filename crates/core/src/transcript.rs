@@ -68,25 +68,27 @@ pub struct ApiRetry {
 
 #[derive(Debug)]
 pub struct TranscriptParser {
-    /// `"model":"<configured model>"`, or empty without a configured model.
-    model_needle: String,
+    /// Finds `"model":"<configured model>"`; None without a configured model.
+    model_needle: Option<memchr::memmem::Finder<'static>>,
     t: Transcript,
     content_seen: bool,
     empty_response: bool,
     texts: String,
     summary_full: bool,
-    seen_blocks: std::collections::VecDeque<u64>,
+    seen_blocks: crate::dedup::RecentHashes,
     /// Every line through the general path (tests compare the two paths).
     slow_only: bool,
 }
 
-fn hash(parts: &[&[u8]]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for p in parts {
-        p.hash(&mut h);
-    }
-    h.finish()
+/// Block `i` of message `id` with this text, as a 64-bit XXH3 (the id is
+/// length-prefixed, so no two (id, i, text) share their bytes).
+fn block_key(id: &str, i: usize, text: &str) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(&(id.len() as u64).to_le_bytes());
+    h.update(id.as_bytes());
+    h.update(&(i as u64).to_le_bytes());
+    h.update(text.as_bytes());
+    h.digest()
 }
 
 fn cap(s: &str, n: usize) -> String {
@@ -96,13 +98,14 @@ fn cap(s: &str, n: usize) -> String {
 impl TranscriptParser {
     pub fn new(configured_model: &str) -> Self {
         TranscriptParser {
-            model_needle: if configured_model.is_empty() { String::new() } else { format!("\"model\":\"{configured_model}\"") },
+            model_needle: (!configured_model.is_empty())
+                .then(|| memchr::memmem::Finder::new(&format!("\"model\":\"{configured_model}\"")).into_owned()),
             t: Transcript::default(),
             content_seen: false,
             empty_response: false,
             texts: String::new(),
             summary_full: false,
-            seen_blocks: Default::default(),
+            seen_blocks: crate::dedup::RecentHashes::new(SEEN_BLOCKS_CAP),
             slow_only: false,
         }
     }
@@ -150,8 +153,10 @@ impl TranscriptParser {
             return;
         }
         self.t.nonempty_lines += 1;
-        if !self.model_needle.is_empty() && !self.t.mentions_configured_model {
-            self.t.mentions_configured_model = memchr::memmem::find(line.as_bytes(), self.model_needle.as_bytes()).is_some();
+        if let Some(needle) = &self.model_needle
+            && !self.t.mentions_configured_model
+        {
+            self.t.mentions_configured_model = needle.find(line.as_bytes()).is_some();
         }
         if let Some(typed) = read.typed
             && self.fast(typed)
@@ -259,21 +264,16 @@ impl TranscriptParser {
     /// One text block of an assistant message (block `i` of message `id`).
     fn assistant_text(&mut self, id: &str, i: usize, text: &str) {
         let text = text.trim();
-        if text.is_empty() {
+        // The text only feeds the summary: once that is full, nothing to do.
+        if text.is_empty() || self.summary_full {
             return;
         }
         // CLI 2.x prints one line per block, all with the same message id and
         // index 0: key by id + text so no block is lost, and a replayed
         // block is not counted twice.
-        let key = hash(&[id.as_bytes(), i.to_string().as_bytes(), text.as_bytes()]);
-        if self.seen_blocks.contains(&key) {
-            return;
+        if self.seen_blocks.insert(block_key(id, i, text)) {
+            self.push_text(text);
         }
-        if self.seen_blocks.len() == SEEN_BLOCKS_CAP {
-            self.seen_blocks.pop_front();
-        }
-        self.seen_blocks.push_back(key);
-        self.push_text(text);
     }
 
     fn assistant_tokens(&mut self, output_tokens: Option<f64>, stop_null: bool) {

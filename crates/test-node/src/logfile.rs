@@ -26,9 +26,20 @@ impl ContainerLog {
         Ok(Arc::new(ContainerLog { path, notify: Notify::new(), finished: AtomicBool::new(false), file: Mutex::new(Some(file)) }))
     }
 
-    /// One CRI-style record (`<RFC 3339 ns> <F|P> <line>\n`) appended to `out`.
-    fn record(out: &mut Vec<u8>, tag: u8, line: &[u8]) {
-        out.extend_from_slice(format!("{:.9} ", Timestamp::now()).as_bytes());
+    /// One CRI-style record (`<RFC 3339 ns> <F|P> <line>\n`) appended to
+    /// `out`, stamped now. `second` caches the text up to the second, which
+    /// a burst of lines shares (formatting a timestamp per line was most of
+    /// the pump's time).
+    fn record(out: &mut Vec<u8>, second: &mut (i64, String), tag: u8, line: &[u8]) {
+        use std::io::Write;
+        let now = Timestamp::now();
+        if second.1.is_empty() || second.0 != now.as_second() {
+            let text = format!("{:.0}", Timestamp::from_second(now.as_second()).unwrap_or(now));
+            // "…T20:03:33Z" → "…T20:03:33."
+            *second = (now.as_second(), format!("{}.", text.trim_end_matches('Z')));
+        }
+        out.extend_from_slice(second.1.as_bytes());
+        let _ = write!(out, "{:09}Z ", now.subsec_nanosecond());
         out.push(tag);
         out.push(b' ');
         out.extend_from_slice(line);
@@ -54,6 +65,7 @@ impl ContainerLog {
         let mut r = BufReader::with_capacity(1 << 16, pipe);
         let mut buf = Vec::new();
         let mut records = Vec::with_capacity(1 << 17);
+        let mut second = (0, String::new());
         loop {
             buf.clear();
             match r.read_until(b'\n', &mut buf).await {
@@ -61,9 +73,9 @@ impl ContainerLog {
                 Ok(_) => {
                     if buf.last() == Some(&b'\n') {
                         buf.pop();
-                        Self::record(&mut records, b'F', &buf);
+                        Self::record(&mut records, &mut second, b'F', &buf);
                     } else {
-                        Self::record(&mut records, b'P', &buf);
+                        Self::record(&mut records, &mut second, b'P', &buf);
                     }
                 }
             }
@@ -142,27 +154,37 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// One parsed record.
+/// One parsed record. The timestamp is kept as its text: a follower reads
+/// every line, but only a `sinceTime` request needs it as a time.
 pub struct Record<'a> {
-    pub ts: Timestamp,
+    pub ts_text: &'a str,
     pub full: bool,
     pub line: &'a [u8],
+}
+
+impl Record<'_> {
+    pub fn ts(&self) -> Option<Timestamp> {
+        self.ts_text.parse().ok()
+    }
 }
 
 pub fn parse_record(rec: &[u8]) -> Option<Record<'_>> {
     let rec = rec.strip_suffix(b"\n")?;
     let sp = rec.iter().position(|b| *b == b' ')?;
-    let ts: Timestamp = std::str::from_utf8(&rec[..sp]).ok()?.parse().ok()?;
+    let ts_text = std::str::from_utf8(&rec[..sp]).ok()?;
     let rest = &rec[sp + 1..];
     let (tag, line) = (rest.first()?, rest.get(2..).unwrap_or_default());
-    Some(Record { ts, full: *tag == b'F', line })
+    Some(Record { ts_text, full: *tag == b'F', line })
 }
 
-/// Renders one record as the kubelet would send it.
+/// Renders one record as the kubelet would send it. The stored timestamp is
+/// RFC 3339 with nanoseconds already (what [`ContainerLog`] writes), so it
+/// is copied, not parsed and formatted again per line.
 pub fn render(r: &Record, timestamps: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(r.line.len() + 40);
     if timestamps {
-        out.extend_from_slice(format!("{:.9} ", r.ts).as_bytes());
+        out.extend_from_slice(r.ts_text.as_bytes());
+        out.push(b' ');
     }
     out.extend_from_slice(r.line);
     if r.full {
@@ -205,7 +227,11 @@ mod tests {
         assert_eq!(recs[1].line, b"\xff\x00two");
         assert_eq!((recs[2].line, recs[2].full), (&b"three-no-newline"[..], false));
         assert_eq!(render(&recs[2], false), b"three-no-newline");
-        assert!(recs[0].ts <= recs[2].ts);
+        assert!(recs[0].ts().unwrap() <= recs[2].ts().unwrap());
+        // Stamped as jiff formats RFC 3339 with nanoseconds.
+        for r in &recs {
+            assert_eq!(r.ts_text, format!("{:.9}", r.ts().unwrap()));
+        }
         let with_ts = render(&recs[0], true);
         assert!(with_ts.ends_with(b" one\n"));
         assert_eq!(count_records(&dir.join("c.log")).await, 3);

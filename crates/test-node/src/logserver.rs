@@ -127,7 +127,9 @@ async fn stream_log(
                 continue;
             }
             let Some(r) = parse_record(&rec) else { continue };
-            if q.since.is_some_and(|s| r.ts < s) {
+            if let Some(s) = q.since
+                && r.ts().is_none_or(|ts| ts < s)
+            {
                 continue;
             }
             let mut chunk = render(&r, q.timestamps);

@@ -34,6 +34,20 @@ describe("pressure and evictions", () => {
     await expect.poll(() => jobsOf(agentId).length, { timeout: 60_000 }).toBe(0);
   }, 180_000);
 
+  // Many Jobs created at once load the apiserver, and its watch cache lags
+  // behind etcd: the Job watch's initial state (a streaming list starts at
+  // resourceVersion "0") could lack the Job just created, which read as
+  // "deleted" — 5 of 20 concurrent runs ended k8s_job_deleted_externally as
+  // their pods started. An absence there is now confirmed with a GET. The
+  // stale cache cannot be forced, so this guards the fix by load.
+  it("16 agents at once: every run completes with all its lines; none is taken for a deleted Job", async () => {
+    const ctxs = Array.from({ length: 16 }, () => makeCtx({ scenario: "slow/seconds=2/lines=3" }));
+    const results = await Promise.all(ctxs.map((c) => run(c)));
+    const failed = results.filter((r) => r.result.exitCode !== 0 || r.result.errorCode);
+    expect(failed.map((r) => `${r.result.errorCode}: ${r.result.errorMessage}`)).toEqual([]);
+    for (const r of results) expect(r.lines.filter((l) => l.includes('"type":"result"'))).toHaveLength(1);
+  }, 180_000);
+
   // Evicted mid-answer: once by the kubelet (the node under memory pressure:
   // the pod stays, Failed/Evicted, with DisruptionTarget from 1.26), once
   // through the real Eviction API (what `kubectl drain` does: the apiserver

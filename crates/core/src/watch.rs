@@ -122,11 +122,21 @@ enum Attempt<K: Resource + Clone + DeserializeOwned + Debug + Send + 'static> {
 /// One named object, as `kube::runtime::watcher::watch_object` gives it
 /// (`Some` while it exists, `None` once it is gone or was never there), over
 /// [`watch`].
+///
+/// A streaming list starts at resourceVersion "0" (kube-runtime always asks
+/// so): its initial state comes from the apiserver's watch cache as it is,
+/// which under load lags behind etcd. An object created a moment ago — our
+/// Job — can be missing from it, and "not in the initial state" would read
+/// as "deleted". So an absence at `InitDone` is confirmed with a GET (a
+/// quorum read) before it is passed on; the watch's own `Delete` events
+/// need no confirmation. (Seen here: 5 of 20 concurrent runs on 1.37.2
+/// ended `k8s_job_deleted_externally` as their pods started.)
 pub fn watch_object<K>(api: Api<K>, name: &str, support: Arc<ListSupport>) -> BoxStream<'static, Result<Option<K>, watcher::Error>>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let (getter, name) = (api.clone(), name.to_owned());
     watch(api, config, support)
         // Seen in this (re)list? If not, InitDone says it is gone.
         .scan(false, |seen, event| {
@@ -137,14 +147,24 @@ where
             }
             future::ready(Some((*seen, event)))
         })
-        .filter_map(|(seen, event)| {
-            future::ready(match event {
-                Ok(Event::Apply(o) | Event::InitApply(o)) => Some(Ok(Some(o))),
-                Ok(Event::Delete(_)) => Some(Ok(None)),
-                Ok(Event::InitDone) if !seen => Some(Ok(None)),
-                Ok(Event::Init | Event::InitDone) => None,
-                Err(e) => Some(Err(e)),
-            })
+        .filter_map(move |(seen, event)| {
+            let (getter, name) = (getter.clone(), name.clone());
+            async move {
+                match event {
+                    Ok(Event::Apply(o) | Event::InitApply(o)) => Some(Ok(Some(o))),
+                    Ok(Event::Delete(_)) => Some(Ok(None)),
+                    Ok(Event::InitDone) if !seen => match getter.get_opt(&name).await {
+                        Ok(found) => Some(Ok(found)),
+                        Err(e) => {
+                            // Without an answer, the list's word stands.
+                            tracing::debug!(error = %e, %name, "confirming an absence failed");
+                            Some(Ok(None))
+                        }
+                    },
+                    Ok(Event::Init | Event::InitDone) => None,
+                    Err(e) => Some(Err(e)),
+                }
+            }
         })
         .boxed()
 }

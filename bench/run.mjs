@@ -5,7 +5,7 @@
 //
 //   npm run bench                  everything (about 25 minutes, includes a 10-minute run)
 //   npm run bench -- --quick       fewer repetitions, no 10-minute run, 50 instead of 200
-//   npm run bench -- --only=latency,requests,throughput,memory,concurrency,package
+//   npm run bench -- --only=latency,requests,throughput,memory,concurrency,package,crossing
 //   npm run bench -- --build       also time a clean release build (several minutes)
 //   npm run bench -- --publish     also write bench/results.json and bench/RESULTS.md
 //
@@ -14,7 +14,7 @@
 // count); elsewhere a stand-in `claude` (bench/claude, a shell script put
 // first on the pod's PATH through config.env) that emits stream-json from a
 // file or slowly, so that the figures measure the adapter, not the CLI.
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -36,17 +36,20 @@ function log(msg) {
   process.stderr.write(`[bench] ${msg}\n`);
 }
 
+// Sections that run pods; `package` and `crossing` need no cluster.
+const clusterSections = ["latency", "requests", "throughput", "memory", "concurrency"];
+const needsCluster = clusterSections.some(wants);
 let startedCluster = false;
 // Ask the cluster, not its env file: `down` leaves the file behind.
-const clusterUp = spawnSync("bash", [path.join(root, "scripts/test-cluster"), "status"], { stdio: "ignore" }).status === 0;
-if (!clusterUp) {
+const clusterUp = needsCluster && spawnSync("bash", [path.join(root, "scripts/test-cluster"), "status"], { stdio: "ignore" }).status === 0;
+if (needsCluster && !clusterUp) {
   log("no local cluster: starting one (scripts/test-cluster up)");
   execFileSync("bash", [path.join(root, "scripts/test-cluster"), "up"], { stdio: ["ignore", "inherit", "inherit"] });
   startedCluster = true;
 }
-const cluster = readClusterEnv();
+const cluster = needsCluster ? readClusterEnv() : {};
 // Env files written before the version was recorded are 1.20.2's.
-const k8sVersion = `v${cluster.K8S_VERSION ?? "1.20.2"}`;
+const k8sVersion = needsCluster ? `v${cluster.K8S_VERSION ?? "1.20.2"}` : "-";
 if (!readdirNode().length) {
   log("no release build of the addon: npm run build");
   execFileSync("npm", ["run", "build"], { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
@@ -120,6 +123,8 @@ async function timedRun(c) {
   const t = { call: now(), firstOut: null, lastOut: null, resolved: null };
   let outBytes = 0;
   let outLines = 0;
+  let calls = 0;
+  let hostMs = 0; // time spent in this onLog (the host's share, not the adapter's)
   const result = await execute({
     ...c,
     onLog: async (stream, chunk) => {
@@ -127,13 +132,15 @@ async function timedRun(c) {
       const at = now();
       t.firstOut ??= at;
       t.lastOut = at;
+      calls += 1;
       outBytes += Buffer.byteLength(chunk);
       for (let i = chunk.indexOf("\n"); i !== -1; i = chunk.indexOf("\n", i + 1)) outLines += 1;
+      hostMs += now() - at;
     },
     onMeta: async () => {},
   });
   t.resolved = now();
-  return { t, result, outBytes, outLines };
+  return { t, result, outBytes, outLines, calls, hostMs };
 }
 
 // ------------------------------------------------------------ the cluster's own records
@@ -188,10 +195,10 @@ function stats(values) {
 }
 const figures = {};
 const table = [];
-function report(key, label, unit, values, note = "") {
+function report(key, label, unit, values, note = "", { cluster = true } = {}) {
   const s = Array.isArray(values) ? stats(values) : values;
-  // Which Kubernetes the figure ran on: --only re-runs merge into figures of other runs.
-  figures[key] = { label, unit, ...s, note, kubernetes: k8sVersion };
+  // Which Kubernetes the figure ran on ("-": none): --only re-runs merge into figures of other runs.
+  figures[key] = { label, unit, ...s, note, kubernetes: cluster ? k8sVersion : "-" };
   const f = (x) => (x == null ? "-" : Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(x >= 10 ? 1 : 3));
   table.push([label, unit, s ? `${f(s.min)} / ${f(s.median)} / ${f(s.max)}` : "-", s?.n ?? "-", note]);
   log(`${label}: ${s ? `min ${f(s.min)} median ${f(s.median)} max ${f(s.max)} ${unit}` : "no data"} ${note}`);
@@ -289,19 +296,167 @@ async function requests() {
   }
 }
 
+/** user+system CPU seconds of a cluster process so far (/proc/<pid>/stat), or null. */
+function processCpu(name) {
+  try {
+    const pid = readFileSync(path.join(clusterDir, "pids", name), "utf8").trim();
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime (fields 14, 15) in USER_HZ ticks
+  } catch {
+    return null;
+  }
+}
+/** user+system CPU seconds of this process's threads so far, summed by thread name. */
+function threadCpu() {
+  const out = {};
+  for (const tid of readdirSync("/proc/self/task")) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out[name] = (out[name] ?? 0) + (Number(f[11]) + Number(f[12])) / 100;
+    } catch {
+      // the thread ended
+    }
+  }
+  return out;
+}
+/** Busy and total jiffies of the whole machine (/proc/stat). */
+function machineCpu() {
+  const f = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  const idle = f[3] + f[4];
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+const clusterProcs = ["node", "apiserver"];
+/** CPU of the cluster's processes and of the machine around `fn`. */
+async function withCpu(fn) {
+  const before = Object.fromEntries(clusterProcs.map((p) => [p, processCpu(p)]));
+  const m0 = machineCpu();
+  const t0 = threadCpu();
+  const c0 = process.cpuUsage();
+  const r = await fn();
+  const c = process.cpuUsage(c0);
+  const t1 = threadCpu();
+  const m1 = machineCpu();
+  const threads = Object.fromEntries(Object.entries(t1).map(([k, v]) => [k, v - (t0[k] ?? 0)]));
+  const procs = Object.fromEntries(clusterProcs.map((p) => [p, before[p] == null ? null : processCpu(p) - before[p]]));
+  return { r, selfCpu: (c.user + c.system) / 1e6, threads, procs, machineBusy: (m1.busy - m0.busy) / Math.max(1, m1.total - m0.total) };
+}
+
+/**
+ * The same transcript through plain `kubectl logs -f` from a bare pod on the
+ * same node (the adapter's identity reads the log, as the adapter does):
+ * bytes and first → last byte as the bench reads kubectl's stdout, and
+ * kubectl's own CPU (bash's `times` after it exits).
+ */
+async function kubectlRun(file, { timestamps }) {
+  seq += 1;
+  const pod = `bench-kubectl-${process.pid}-${seq}`;
+  const manifest = {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name: pod, namespace: NS },
+    spec: {
+      restartPolicy: "Never",
+      // The namespace enforces Pod Security `restricted`, as the adapter's pods meet it.
+      securityContext: { runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: "RuntimeDefault" } },
+      containers: [
+        {
+          name: "claude",
+          image: "claude-k8s/local:dev",
+          command: ["claude"],
+          env: Object.entries(standIn({ BENCH_MODE: "file", BENCH_FILE: file })).map(([name, value]) => ({ name, value })),
+          securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
+        },
+      ],
+    },
+  };
+  const admin = ["--kubeconfig", cluster.ADMIN_KUBECONFIG, "-n", NS];
+  execFileSync("kubectl", [...admin, "create", "-f", "-"], { input: JSON.stringify(manifest), stdio: ["pipe", "ignore", "inherit"] });
+  try {
+    // Until the container has started, `logs -f` fails ("waiting to start"): retry.
+    const args = ["--kubeconfig", cluster.KUBECONFIG, "-n", NS, "logs", "-f", pod, ...(timestamps ? ["--timestamps"] : [])].map((a) => `'${a}'`).join(" ");
+    for (let attempt = 0; attempt < 100; attempt += 1) {
+      const r = await new Promise((resolve) => {
+        const child = spawn("bash", ["-c", `kubectl ${args} || exit 1; times >&2`], { stdio: ["ignore", "pipe", "pipe"] });
+        let bytes = 0;
+        let first = null;
+        let last = null;
+        let err = "";
+        child.stdout.on("data", (b) => {
+          const at = now();
+          first ??= at;
+          last = at;
+          bytes += b.length;
+        });
+        child.stderr.on("data", (b) => (err += b));
+        child.on("close", (code) => resolve({ code, bytes, first, last, err }));
+      });
+      if (r.code === 0 && r.bytes > 0) {
+        // `times`: the shell's user/system, then its children's (kubectl's).
+        const m = /(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(r.err.trim());
+        const cpu = m ? Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4]) : null;
+        return { bytes: r.bytes, seconds: (r.last - r.first) / 1000, cpu };
+      }
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    throw new Error(`kubectl logs -f ${pod} never succeeded`);
+  } finally {
+    execFileSync("kubectl", [...admin, "delete", "pod", pod, "--wait=false"], { stdio: "ignore" });
+  }
+}
+
 async function throughput() {
   const { file, lines, bytes } = transcriptFile(100);
-  const rates = [];
-  const walls = [];
+  const gib = bytes / 2 ** 30;
+  const rows = { ours: [], wall: [], kubectl: [], kubectlTs: [], ratio: [], ratioTs: [], oursCpu: [], kubectlCpu: [], kubectlTsCpu: [], node: [], apiserver: [], busy: [], threads: {}, rss: [], callKiB: [], callsPerSec: [] };
+  // Alternating, so that both see the same machine: ours, kubectl, kubectl --timestamps.
   for (let i = 0; i < (quick ? 1 : 3); i += 1) {
-    const r = await timedRun(ctx({ env: standIn({ BENCH_MODE: "file", BENCH_FILE: file }) }));
+    settle();
+    const before = rss();
+    const [a, peak] = await withPeakRss(() => withCpu(() => timedRun(ctx({ env: standIn({ BENCH_MODE: "file", BENCH_FILE: file }) }))));
+    rows.rss.push(mib(peak - before));
+    const r = a.r;
     check(r.result.exitCode === 0, `throughput: exit ${r.result.exitCode} ${r.result.errorMessage ?? ""}`);
     check(r.outLines === lines + 1, `throughput: ${r.outLines} lines reached onLog, expected ${lines + 1}`);
-    if (r.t.firstOut && r.t.lastOut > r.t.firstOut) rates.push(mib(r.outBytes) / ((r.t.lastOut - r.t.firstOut) / 1000));
-    walls.push((r.t.resolved - r.t.call) / 1000);
+    const secs = (r.t.lastOut - r.t.firstOut) / 1000;
+    const ours = mib(r.outBytes) / secs;
+    rows.ours.push(ours);
+    rows.wall.push((r.t.resolved - r.t.call) / 1000);
+    rows.oursCpu.push((a.selfCpu - r.hostMs / 1000) / gib);
+    log(`throughput run ${i}: CPU by thread ${Object.entries(a.threads).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${(v / gib).toFixed(2)}`).join(", ")} s/GiB; the bench's onLog ${(r.hostMs / 1000 / gib).toFixed(2)} s/GiB`);
+    for (const [k, v] of Object.entries(a.threads)) (rows.threads[k] ??= []).push(v / gib);
+    for (const p of clusterProcs) if (a.procs[p] != null) rows[p].push(a.procs[p] / gib);
+    rows.busy.push(a.machineBusy * 100);
+    rows.callKiB.push(r.outBytes / r.calls / 1024);
+    rows.callsPerSec.push(r.calls / secs);
+    const k = await kubectlRun(file, { timestamps: false });
+    // The transcript and the stand-in's result line.
+    check(k.bytes > bytes && k.bytes < bytes + 1024, `throughput: kubectl read ${k.bytes} bytes of a ${bytes}-byte transcript`);
+    rows.kubectl.push(mib(k.bytes) / k.seconds);
+    if (k.cpu != null) rows.kubectlCpu.push(k.cpu / gib);
+    rows.ratio.push(ours / (mib(k.bytes) / k.seconds));
+    const kt = await kubectlRun(file, { timestamps: true });
+    rows.kubectlTs.push(mib(kt.bytes) / kt.seconds);
+    if (kt.cpu != null) rows.kubectlTsCpu.push(kt.cpu / gib);
+    rows.ratioTs.push(ours / (mib(kt.bytes) / kt.seconds));
   }
-  report("throughput.mibPerSec", `log throughput, ${mib(bytes).toFixed(0)} MiB stream-json`, "MiB/s", rates, "first → last container chunk in onLog");
-  report("throughput.wall", "  the same run, execute wall time", "s", walls);
+  report("throughput.mibPerSec", `log throughput, ${mib(bytes).toFixed(0)} MiB stream-json`, "MiB/s", rows.ours, "first → last container chunk in onLog");
+  report("throughput.wall", "  the same run, execute wall time", "s", rows.wall);
+  report("throughput.rss", "  the same run, RSS growth", "MiB", rows.rss, "peak while it runs minus before (after a GC)");
+  report("throughput.kubectl", "  plain kubectl logs -f, same node, same run", "MiB/s", rows.kubectl, "a bare pod catting the same file; first → last byte of kubectl's stdout");
+  report("throughput.kubectlTimestamps", "  kubectl logs -f --timestamps (our request)", "MiB/s", rows.kubectlTs, "the bytes the adapter reads: ~12 % more on this transcript");
+  report("throughput.ratioKubectl", "  ours ÷ plain kubectl", "ratio", rows.ratio, "pairs of one run");
+  report("throughput.ratioKubectlTimestamps", "  ours ÷ kubectl --timestamps", "ratio", rows.ratioTs, "pairs of one run");
+  report("throughput.cpuOurs", "  CPU per GiB: the adapter (Node + addon)", "CPU-s", rows.oursCpu, "this process, minus the time in the bench's onLog");
+  report("throughput.cpuKubectl", "  CPU per GiB: kubectl logs -f", "CPU-s", rows.kubectlCpu, "kubectl's user+system (plain run)");
+  report("throughput.cpuKubectlTimestamps", "  CPU per GiB: kubectl logs -f --timestamps", "CPU-s", rows.kubectlTsCpu);
+  report("throughput.cpuNode", "  CPU per GiB: the node (log file, log server, TLS)", "CPU-s", rows.node, "during the adapter's run; a kubelet and containerd do this in a real cluster");
+  report("throughput.cpuApiserver", "  CPU per GiB: kube-apiserver (pods/log proxy, TLS both ways)", "CPU-s", rows.apiserver, "during the adapter's run");
+  report("throughput.machineBusy", "  machine CPU busy during the adapter's run", "%", rows.busy, `${os.cpus().length} cores, everything on them`);
+  report("throughput.callKiB", "  onLog: bytes per call", "KiB", rows.callKiB, "container chunks");
+  report("throughput.callsPerSec", "  onLog: calls per second", "calls/s", rows.callsPerSec);
   rmSync(file);
   // The adapter's own share, without node, apiserver and TLS on the same cores.
   const runs = [];
@@ -324,6 +479,74 @@ async function throughput() {
   } else {
     log("no instruction counts: bench/callgrind.sh did not produce them (see its message above)");
   }
+}
+
+/**
+ * The napi crossing alone: `benchLogCrossing` (src/lib.rs) hands onLog chunks
+ * of one size through exactly a run's path (threadsafe function → the JS
+ * thread → lib/execute.js's callback wrapper → the host's function, its
+ * Promise awaited) with a host function that only counts. No cluster.
+ * Per call: wall µs (what bounds a run's rate, the calls being sequential)
+ * and this process's CPU µs (both threads; includes building the chunks
+ * beforehand, a memcpy). A call wakes a thread twice (ours → JS → ours); in
+ * these VMs waking an idle core costs far more than a busy one, so the
+ * fixed cost is measured both ways: machine idle, and one other core kept
+ * busy by a spinning process (as in a run, with the cluster on the cores).
+ */
+async function crossing() {
+  const { default: native } = await import("../lib/native.js");
+  const { wrapCallback } = await import("../lib/execute.js");
+  let received = 0;
+  const onLog = wrapCallback("onLog", async (_stream, chunk) => {
+    received += chunk.length;
+  });
+  const reps = quick ? 3 : 7;
+  async function measure(size, text) {
+    const calls = Math.max(40, Math.min(20000, Math.floor((64 << 20) / size)));
+    await native.benchLogCrossing(onLog, size, Math.min(calls, 200), text); // warm-up
+    const wall = [];
+    const cpu = [];
+    for (let i = 0; i < reps; i += 1) {
+      received = 0;
+      const c0 = process.cpuUsage();
+      const ns = await native.benchLogCrossing(onLog, size, calls, text);
+      const c = process.cpuUsage(c0);
+      check(received >= calls * Math.floor(size / 3), `crossing: ${received} chars reached onLog for ${calls} × ${size} B`);
+      wall.push(ns / 1000 / calls);
+      cpu.push((c.user + c.system) / calls);
+    }
+    const m = { wallUs: stats(wall), cpuUs: stats(cpu) };
+    log(`crossing ${text} ${size} B: wall ${m.wallUs.median.toFixed(2)} µs, CPU ${m.cpuUs.median.toFixed(2)} µs per call`);
+    return m;
+  }
+  const small = await measure(64, "ascii");
+  const spinner = spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" });
+  let busy;
+  try {
+    await new Promise((res) => setTimeout(res, 300));
+    busy = await measure(64, "ascii");
+  } finally {
+    spinner.kill("SIGKILL");
+  }
+  report("crossing.callUs", "one onLog call across napi (64 B chunk)", "µs", small.wallUs, `wall per call, awaited, machine otherwise idle; CPU ${small.cpuUs.median.toFixed(1)} µs per call (this process, both threads)`, { cluster: false });
+  report("crossing.callUsBusy", "  the same, one other core kept busy", "µs", busy.wallUs, `CPU ${busy.cpuUs.median.toFixed(1)} µs per call: waking a busy core is cheap, an idle one is not, in these VMs`, { cluster: false });
+  const [s1, s2] = [1 << 20, 4 << 20];
+  const perByte = {};
+  for (const text of ["ascii", "nonAscii", "nonAsciiUtf8"]) {
+    const [a, b] = [await measure(s1, text), await measure(s2, text)];
+    // Per byte: the slope between the two sizes, where the fixed cost cancels out.
+    perByte[text] = mib(s2 - s1) / ((b.wallUs.median - a.wallUs.median) / 1e6);
+    if (text === "ascii") {
+      report("crossing.callUs1MiB", "  one call with a 1 MiB chunk (ASCII)", "µs", a.wallUs, `${(mib(s1) / (a.wallUs.median / 1e6)).toFixed(0)} MiB/s through one call at a time`, { cluster: false });
+    }
+  }
+  const one = (v) => ({ n: 1, min: v, median: v, max: v });
+  report("crossing.asciiMibPerSec", "  chunk → JS string, per byte: ASCII", "MiB/s", one(perByte.ascii), "slope between the 1 and 4 MiB calls; V8 copies a one-byte string", { cluster: false });
+  report("crossing.nonAsciiMibPerSec", "  per byte: non-ASCII text, as UTF-16 (ours)", "MiB/s", one(perByte.nonAscii), "converted on our thread (encoding_rs), V8 copies", { cluster: false });
+  report("crossing.nonAsciiUtf8MibPerSec", "  per byte: the same text as UTF-8 for V8 to decode", "MiB/s", one(perByte.nonAsciiUtf8), "how chunks crossed before; the decoding runs on the host's event loop", { cluster: false });
+  // The chunk at which a call's fixed cost (busy machine) is 5 % of the call.
+  const fivePercent = 19 * (busy.wallUs.median / 1e6) * perByte.ascii * (1 << 20);
+  report("crossing.fivePercentKiB", "  chunk where the fixed cost is 5 % of a call", "KiB", one(fivePercent / 1024), "ASCII, busy machine; the adapter hands over at 256 KiB or after 5 ms, sealing at 1 MiB", { cluster: false });
 }
 
 async function idleRuns(n, { lines = 20, interval = 1 } = {}) {
@@ -410,6 +633,8 @@ const started = new Date();
 try {
   section = "package";
   if (wants("package")) packageCost();
+  section = "crossing";
+  if (wants("crossing")) await crossing();
   section = "latency";
   if (wants("latency")) await latency();
   section = "requests";

@@ -9,9 +9,10 @@
 // bundle and Claude's sessions are shared with the Job pods as in production.
 import { execFileSync, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import semver from "semver";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NS, SELF_POD, cluster, ensureSelfPod, jobsOf, mockUrl } from "./harness.js";
 
@@ -25,7 +26,7 @@ const hostBins = new Map();
 const hostJwtSecret = randomUUID();
 let host;
 
-/** Node and the server's entry for one host version (installed by the repo's script, cached). */
+/** Node (the one the host's engines ask for) and the server's entry for one host version (installed by the repo's script, cached). */
 function hostBin(version) {
   if (!hostBins.has(version)) {
     const out = execFileSync("bash", [path.join(root, "scripts/install-paperclip-host")], {
@@ -39,8 +40,10 @@ function hostBin(version) {
 
 /** The real host as uid 1000, on loopback; `podMode` gives it the env a Deployment's pod has. */
 async function startHost({ version, paperclipHome, home, podMode, port = 20000 + Math.floor(Math.random() * 20000) }) {
+  const [node] = hostBin(version);
   const env = {
-    PATH: "/usr/bin:/bin",
+    // The host's Node first, as in its image: what it spawns (`npm install` of an adapter) runs there too.
+    PATH: `${path.dirname(node)}:/usr/bin:/bin`,
     HOME: home,
     PAPERCLIP_HOME: paperclipHome,
     PORT: String(port),
@@ -55,7 +58,12 @@ async function startHost({ version, paperclipHome, home, podMode, port = 20000 +
     npm_config_update_notifier: "false",
     ...(podMode ? { HOSTNAME: SELF_POD, PAPERCLIP_NAMESPACE: NS } : {}),
   };
-  const proc = spawn("setpriv", ["--reuid=1000", "--regid=1000", "--clear-groups", ...hostBin(version)], { env, stdio: "ignore", detached: true });
+  // Its output goes to a file, read back when it fails to start.
+  const logFile = path.join(home, `host-${port}.log`);
+  const out = openSync(logFile, "a");
+  const proc = spawn("setpriv", ["--reuid=1000", "--regid=1000", "--clear-groups", ...hostBin(version)], { env, stdio: ["ignore", out, out], detached: true });
+  closeSync(out);
+  const tail = () => readFileSync(logFile, "utf8").slice(-3000);
   const api = `http://127.0.0.1:${port}/api`;
   const until = Date.now() + 180_000;
   for (;;) {
@@ -65,8 +73,8 @@ async function startHost({ version, paperclipHome, home, podMode, port = 20000 +
     } catch {
       /* not up yet */
     }
-    if (proc.exitCode !== null) throw new Error(`the Paperclip host exited (${proc.exitCode})`);
-    if (Date.now() > until) throw new Error("the Paperclip host did not start");
+    if (proc.exitCode !== null) throw new Error(`the Paperclip host exited (${proc.exitCode}):\n${tail()}`);
+    if (Date.now() > until) throw new Error(`the Paperclip host did not start:\n${tail()}`);
     await new Promise((r) => setTimeout(r, 500));
   }
   return { api, port, proc, version, kill: (sig = "SIGTERM") => killGroup(proc, sig) };
@@ -179,6 +187,23 @@ describe.each(HOST_VERSIONS)("the real Paperclip host %s", (version) => {
   let runLog;
 
   let parserSource;
+
+  it("runs on the Node its engines ask for (scripts/install-node, from the npm registry), not the Node running the tests", () => {
+    // The running host's own executable, and what it says it is.
+    const exe = readlinkSync(`/proc/${host.proc.pid}/exe`);
+    expect(exe).toBe(hostBin(version)[0]);
+    const running = execFileSync(exe, ["--version"], { encoding: "utf8" }).trim();
+    // Every @paperclipai package of this host release: 2026.916.1's all say ">=24.11.0"; of 2026.707.0's only hermes-paperclip-adapter says anything (">=20.0.0").
+    const scope = path.join(hostBin(version)[1].split("/node_modules/@paperclipai/")[0], "node_modules/@paperclipai");
+    const ranges = readdirSync(scope)
+      .map((name) => JSON.parse(readFileSync(path.join(scope, name, "package.json"), "utf8")).engines?.node)
+      .filter(Boolean);
+    for (const range of ranges) expect(semver.satisfies(running, range), `${running} against ${range}`).toBe(true);
+    if (version === "2026.916.1") expect(ranges).toContain(">=24.11.0");
+    // The host's Node line (24, unless PAPERCLIP_HOST_NODE asks for another): where users run it, whatever Node runs this suite.
+    if (!process.env.PAPERCLIP_HOST_NODE) expect(semver.major(running)).toBe(24);
+    console.log(`host ${version}: Node ${running} (${exe}); engines ${JSON.stringify([...new Set(ranges)])}; the tests run on ${process.version}`);
+  });
 
   it("installs the packed tarball through POST /api/adapters/install and lists it as external and loaded", async () => {
     // As users get it: `npm pack`, then the host's own `npm install` of that

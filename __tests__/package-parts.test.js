@@ -131,7 +131,8 @@ describe("config schema and doc", () => {
       "model", "effort", "maxTurnsPerRun", "dangerouslySkipPermissions", "extraArgs", "ttlSecondsAfterFinished", "nodeSelector",
       "tolerations", "labels", "enableRtk", "rtkMaxOutputBytes", "cwd", "promptTemplate", "bootstrapPromptTemplate", "env",
       "resources.requests.cpu", "resources.requests.memory", "resources.limits.cpu", "resources.limits.memory", "imagePullPolicy",
-      "serviceAccountName", "image", "secretRef"];
+      "serviceAccountName", "image", "secretRef", "automountServiceAccountToken", "inheritServerSecrets", "withholdEnv", "runtimeClassName",
+      "readOnlyRootFilesystem"];
     for (const k of [...codeKeys, ...fields.map((f) => f.key)]) expect(agentConfigurationDoc, k).toContain(`\`${k}\``);
   });
 });

@@ -43,11 +43,20 @@ let startedCluster = false;
 // Ask the cluster, not its env file: `down` leaves the file behind.
 const clusterUp = needsCluster && spawnSync("bash", [path.join(root, "scripts/test-cluster"), "status"], { stdio: "ignore" }).status === 0;
 if (needsCluster && !clusterUp) {
-  log("no local cluster: starting one (scripts/test-cluster up)");
-  execFileSync("bash", [path.join(root, "scripts/test-cluster"), "up"], { stdio: ["ignore", "inherit", "inherit"] });
+  // The figures so far are the simulated node's: its stand-in `claude` comes
+  // from this machine's PATH, which a real node's containers do not see.
+  log("no local cluster: starting one (CLAUDE_K8S_NODE=sim scripts/test-cluster up)");
+  execFileSync("bash", [path.join(root, "scripts/test-cluster"), "up"], {
+    stdio: ["ignore", "inherit", "inherit"],
+    env: { ...process.env, CLAUDE_K8S_NODE: process.env.CLAUDE_K8S_NODE ?? "sim" },
+  });
   startedCluster = true;
 }
 const cluster = needsCluster ? readClusterEnv() : {};
+if (cluster.CLAUDE_K8S_NODE === "real") {
+  log("the local cluster runs the real node; the benchmarks run on the simulated one for now: scripts/test-cluster down, then npm run bench");
+  process.exit(1);
+}
 // Env files written before the version was recorded are 1.20.2's.
 const k8sVersion = needsCluster ? `v${cluster.K8S_VERSION ?? "1.20.2"}` : "-";
 if (!readdirNode().length) {

@@ -28,6 +28,12 @@ streamed into the run log as it happens.
 - \`imagePullPolicy\` (default \`IfNotPresent\`).
 - \`kubeconfig\` (path) — default: in-cluster service account, or \`KUBECONFIG\` / \`~/.kube/config\`.
 - \`serviceAccountName\` (string) — the Job pod's ServiceAccount.
+- \`runtimeClassName\` (string) — the Job pod's RuntimeClass (gVisor, Kata…); none by default.
+- \`readOnlyRootFilesystem\` (boolean, default false) — both containers' root filesystem read-only, with a writable
+  emptyDir at \`/tmp\`.
+- \`automountServiceAccountToken\` (boolean) — default: **no token** in the pod when \`serviceAccountName\` is not set
+  (the namespace's default account's token would be the agent's), the account's own setting when it is; \`true\` or
+  \`false\` decides either way.
 - \`resources\` — either the nested object \`{requests: {cpu, memory}, limits: {cpu, memory}}\` or the flat keys
   \`resources.requests.cpu\` (default \`1000m\`), \`resources.requests.memory\` (\`2Gi\`), \`resources.limits.cpu\` (\`4000m\`),
   \`resources.limits.memory\` (\`8Gi\`); a flat key wins over the nested value.
@@ -50,11 +56,23 @@ streamed into the run log as it happens.
 
 ## Inherited from Paperclip's own pod
 When Paperclip runs in a pod (found through \`HOSTNAME\`), Jobs inherit its image, literal env and \`valueFrom\`
-env (provider API keys, \`PAPERCLIP_API_URL\`), \`envFrom\`, secret volumes, image pull secrets, DNS config and the
-PVC mounted at \`/paperclip\`. Off-cluster, nothing is inherited: set \`image\` and what the pod needs in \`env\`.
+env (provider API keys, \`PAPERCLIP_API_URL\`), \`envFrom\` (expanded key by key into \`secretKeyRef\` /
+\`configMapKeyRef\` entries), secret volumes, image pull secrets, DNS config and the PVC mounted at \`/paperclip\` —
+**except the Paperclip server's own secrets**: the agent is untrusted, so \`PAPERCLIP_AGENT_JWT_SECRET\`,
+\`BETTER_AUTH_SECRET\`, \`DATABASE_URL\`, \`DB_PASSWORD\`, \`PAPERCLIP_SECRETS_*\`, \`RESEND_API_KEY\`, OAuth client
+secrets, \`PAPERCLIP_MANAGED_*_API_KEY\`, \`GITHUB_APP_PRIVATE_KEY\` and the rest of the README's list stay behind,
+as env, as \`envFrom\` keys and as files of a secret volume; \`AWS_*\` too unless the agent selects Bedrock
+(\`CLAUDE_CODE_USE_BEDROCK\` / \`ANTHROPIC_BEDROCK_BASE_URL\` in \`env\`, in Paperclip's pod or in the host's env). The
+run's log names what was held back (names only). What \`env\` sets always arrives.
+- \`withholdEnv\` — more names to hold back (an array, or names separated by commas or lines; \`PREFIX_*\` for a prefix).
+- \`inheritServerSecrets\` (default false) — **opt-out**: inherit everything, server secrets included, as 0.1.54 did.
+  The agent can then mint tokens for any agent and read the database; use it only for trusted prompts.
+Off-cluster, nothing is inherited: set \`image\` and what the pod needs in \`env\`.
 
 ## Notes
 - Sessions resume because \`HOME=/paperclip\` is the shared PVC: keep \`PAPERCLIP_HOME\` under \`/paperclip\` so
   skills and instructions (the prompt bundle) reach the pod too.
-- Prompts are written by a \`busybox\` init container into an emptyDir; prompts over 256 KiB go through a Secret.
+- The prompt, the run's agent token (\`PAPERCLIP_API_KEY\`), the wake payload and every env value whose name looks
+  like a secret travel in the run's own Secret (\`<job>-prompt\`, owned by the Job, deleted with the run): the Job
+  and pod specs hold neither the token nor the prompt. A \`busybox\` init container copies the prompt into an emptyDir.
 `;

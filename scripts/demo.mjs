@@ -65,10 +65,22 @@ if (!existsSync(path.join(root, "binding.cjs")) || !readdirHasNode()) {
 if (local) {
   console.error("demo: preparing the Claude Code CLI and the local cluster…");
   const bin = run("bash", ["scripts/install-claude-code"]).trim().split("\n").pop();
-  run("bash", ["scripts/test-cluster", "up"], { stdio: "inherit", env: { ...process.env, CLAUDE_K8S_IMAGE_BIN: bin } });
+  const env = { ...process.env, CLAUDE_K8S_IMAGE_BIN: bin };
+  // The real node (kubelet, containerd, runc) by default; where it cannot
+  // start here, the simulated node, said so.
+  const up = spawnSync("bash", ["scripts/test-cluster", "up"], { stdio: "inherit", cwd: root, env });
+  if (up.status !== 0 && !process.env.CLAUDE_K8S_NODE) {
+    console.error("demo: the real node could not start here (above); falling back to the simulated node (crates/test-node)");
+    spawnSync("bash", ["scripts/test-cluster", "down"], { stdio: "inherit", cwd: root, env });
+    run("bash", ["scripts/test-cluster", "up"], { stdio: "inherit", env: { ...env, CLAUDE_K8S_NODE: "sim" } });
+  } else if (up.status !== 0) {
+    console.error(`demo: bash scripts/test-cluster up failed (exit ${up.status})`);
+    process.exit(1);
+  }
   const cluster = readClusterEnv();
   const { startMockAnthropic } = await import("../__tests__/support/mock-anthropic.mjs");
-  mock = await startMockAnthropic({ port: 0 });
+  // Where the pods reach the node's services: the real node's bridge address, or loopback.
+  mock = await startMockAnthropic({ port: 0, host: cluster.NODE_SERVICES_HOST ?? "127.0.0.1" });
   config.kubeconfig = cluster.KUBECONFIG;
   config.namespace = "paperclip";
   config.image = "claude-k8s/local:dev";

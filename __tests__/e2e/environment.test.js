@@ -24,7 +24,8 @@ describe("testEnvironment", () => {
     expect(codes.k8s_api_reachable.detail).toBe("Image: claude-k8s/local:dev");
     for (const code of ["k8s_rbac_job_create", "k8s_rbac_job_delete", "k8s_rbac_job_get", "k8s_rbac_job_list", "k8s_rbac_job_watch",
       "k8s_rbac_job_patch", "k8s_rbac_pod_get", "k8s_rbac_pod_list", "k8s_rbac_pod_watch", "k8s_rbac_pod_log",
-      "k8s_rbac_secret_create", "k8s_rbac_secret_delete", "k8s_rbac_secret_get", "k8s_rbac_secret_patch", "k8s_rbac_pvc_get"]) {
+      "k8s_rbac_secret_create", "k8s_rbac_secret_delete", "k8s_rbac_secret_get", "k8s_rbac_secret_patch", "k8s_rbac_configmap_get",
+      "k8s_rbac_pvc_get"]) {
       expect(codes[code], code).toMatchObject({ level: "info" });
       expect(codes[code].message).toMatch(/^RBAC: allowed to /);
     }
@@ -50,6 +51,7 @@ describe("testEnvironment", () => {
     ["secrets", "delete", "k8s_rbac_secret_delete"],
     ["secrets", "get", "k8s_rbac_secret_get"],
     ["secrets", "patch", "k8s_rbac_secret_patch"],
+    ["configmaps", "get", "k8s_rbac_configmap_get"],
     ["persistentvolumeclaims", "get", "k8s_rbac_pvc_get"],
     ["events", "list", "k8s_rbac_event_list"],
     ["events", "watch", "k8s_rbac_event_watch"],
@@ -187,13 +189,28 @@ describe("execute with one verb missing from the Role", () => {
     expect(jobsOf(ctx.agent.id)).toEqual([]);
   });
 
-  it("create secrets, with a prompt over 256 KiB → k8s_prompt_secret_create_failed; no Job", async () => {
-    const ctx = makeCtx({ config: { promptTemplate: `Say hi. ${"x".repeat(300 * 1024)}` } });
+  // Every run's prompt and token travel in its Secret (issue 21), not only large prompts.
+  it("create secrets → k8s_prompt_secret_create_failed; no Job", async () => {
+    const ctx = makeCtx();
     const r = await runWithout("secrets", "create", ctx);
     expect(r.result.errorCode).toBe("k8s_prompt_secret_create_failed");
     expect(r.result.errorMessage).toMatch(/^Failed to create prompt Secret: /);
     expect(r.result.errorMessage).toMatch(denied);
     expect(jobsOf(ctx.agent.id)).toEqual([]);
+  });
+
+  it("get secrets → the envFrom Secret of Paperclip's pod cannot be expanded key by key, so none of it reaches the Job, and the run says so", async () => {
+    const ctx = makeCtx({ scenario: "plain/text=Without%20the%20Secret.", config: { retainJobs: true } });
+    try {
+      const r = await runWithout("secrets", "get", ctx);
+      expect(r.stderr).toMatch(/\[paperclip\] Warning: envFrom Secret paperclip-secrets not passed to the Job: its keys could not be read \(.*forbidden/i);
+      const [job] = jobsOf(ctx.agent.id);
+      const c = job.spec.template.spec.containers[0];
+      expect(c.envFrom).toBeUndefined();
+      expect(c.env.map((e) => e.name)).not.toContain("ANTHROPIC_API_KEY");
+    } finally {
+      kubectl(["-n", NS, "delete", "jobs", "-l", `paperclip.io/agent-id=${ctx.agent.id}`, "--ignore-not-found"]);
+    }
   });
 
   it.runIf(streamingLists)("list pods, on a cluster that serves streaming lists → the run is not affected (its pod watch is one watch request)", async () => {

@@ -1,8 +1,9 @@
 // Shared e2e helpers: the local cluster (as the adapter's own identity), the
 // mock Anthropic API, a "Paperclip pod" for the adapter to introspect, and an
 // execute() call that records every callback.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
+import path from "node:path";
 import { inject } from "vitest";
 import { execute } from "../../server.js";
 
@@ -10,6 +11,10 @@ export const cluster = inject("cluster");
 export const mockUrl = inject("mockUrl");
 export const NS = "paperclip";
 export const SELF_POD = "paperclip-host";
+/** The real node (kubelet, containerd, runc) or the simulated one (crates/test-node, with fault hooks). */
+export const realNode = cluster.CLAUDE_K8S_NODE === "real";
+/** Where pods reach the node's services (mock APIs): the real node's bridge address, or loopback. */
+export const nodeServicesHost = cluster.NODE_SERVICES_HOST ?? "127.0.0.1";
 /** The local cluster's Kubernetes minor version (37, or 20 for the oldest we claim). */
 export const k8sMinor = Number((cluster.K8S_VERSION ?? "1.20.2").split(".")[1]);
 
@@ -79,6 +84,14 @@ export function ensureSelfPod() {
 
 let runCounter = 0;
 
+// The real node has the machine's 2 cores, and a run asks 1 CPU by default: a
+// pod being deleted keeps its request through its grace period (30 s: `sh -c`
+// as PID 1 does not pass SIGTERM on), and the next run's pod is then
+// Unschedulable ("Insufficient cpu") — k8s_pod_schedule_failed at once, as the
+// original reports it. The suites ask for little, so that runs can follow one
+// another and overlap as they do on the simulated node (64 CPUs).
+const NODE_RESOURCES = realNode ? { resources: { requests: { cpu: "10m", memory: "64Mi" } } } : {};
+
 /** A host ctx for one heartbeat; `scenario` picks the mock API's behaviour. */
 export function makeCtx({ scenario = "plain", agentId, runId, config = {}, env = {}, context = {}, runtime = {}, authToken } = {}) {
   runCounter += 1;
@@ -92,6 +105,7 @@ export function makeCtx({ scenario = "plain", agentId, runId, config = {}, env =
       namespace: NS,
       model: "claude-sonnet-4-6",
       ttlSecondsAfterFinished: 600,
+      ...NODE_RESOURCES,
       env: { ANTHROPIC_BASE_URL: `${mockUrl}/s/${scenario}`, ...env },
       ...config,
     },
@@ -153,7 +167,20 @@ export function inPaperclipPod(beforeAll) {
   });
 }
 
-/** Triggers one of the test node's fault hooks (crates/test-node/src/control.rs). */
+/**
+ * `scripts/test-cluster restart|stop <component>`: a component of the local
+ * cluster stopped (and started again the same way) — kube-apiserver, or the
+ * real node's kubelet.
+ */
+export function clusterCtl(verb, component) {
+  const script = path.resolve(import.meta.dirname, "../../scripts/test-cluster");
+  return new Promise((resolve, reject) => {
+    const p = spawn("bash", [script, verb, component], { stdio: "ignore" });
+    p.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`test-cluster ${verb} ${component} exited ${code}`))));
+  });
+}
+
+/** Triggers one of the simulated node's fault hooks (crates/test-node/src/control.rs). */
 export async function fault(path, body) {
   const { port } = JSON.parse(readFileSync(cluster.NODE_CONTROL, "utf8"));
   const res = await fetch(`http://127.0.0.1:${port}${path}`, { method: "POST", body: JSON.stringify(body) });

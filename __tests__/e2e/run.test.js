@@ -1,7 +1,7 @@
 // execute() end to end on the local cluster: the real Claude Code CLI in a
 // Job pod, against the mock Anthropic API, as the adapter's RBAC identity.
 import { beforeAll, describe, expect, it } from "vitest";
-import { NS, getJson, inPaperclipPod, jobsOf, leftovers, makeCtx, run } from "./harness.js";
+import { NS, getJson, inPaperclipPod, jobsOf, leftovers, makeCtx, nodeServicesHost, run } from "./harness.js";
 import { startMockMcp } from "../support/mock-mcp.mjs";
 
 inPaperclipPod(beforeAll);
@@ -69,7 +69,7 @@ describe("a heartbeat on the local cluster", () => {
 
   it("MCP: the host's runtime server and the agent's own reach the CLI in the pod through the Secret; a tool call arrives with its token", async () => {
     const token = "rt-token-secret-5b1e";
-    const mcp = await startMockMcp({ token });
+    const mcp = await startMockMcp({ token, host: nodeServicesHost });
     try {
       const input = encodeURIComponent(JSON.stringify({ text: "hi from the pod" }));
       const ctx = makeCtx({
@@ -99,17 +99,33 @@ describe("a heartbeat on the local cluster", () => {
     }
   });
 
-  it("the Job looks like the original's: labels, inherited PVC and envFrom, security context", async () => {
+  it("the Job looks like the original's: labels, inherited PVC, envFrom expanded key by key, security context", async () => {
     // The host's wake payload, keys in the host's order (not sorted: "reason" before "comments").
-    const wake = { reason: "comment_added", comments: [{ id: "c1", body: "hi", authorAgentId: null }], issueId: "i1" };
-    const ctx = makeCtx({ scenario: "plain", config: { retainJobs: true }, context: { wakeReason: "comment_added", paperclipWake: wake } });
-    const r = await run(ctx);
+    const wake = { reason: "comment_added", comments: [{ id: "c1", body: "a comment only the Secret holds 7f3a", authorAgentId: null }], issueId: "i1" };
+    const ctx = makeCtx({ scenario: "plain", config: { retainJobs: true }, context: { wakeReason: "comment_added", paperclipWake: wake }, authToken: "run-token-only-in-the-secret-91c2" });
+    let secret = null;
+    const r = await run(ctx, {
+      onLog: async () => {
+        if (secret) return;
+        const job = jobsOf(ctx.agent.id)[0];
+        if (job) secret = getJson(["-n", NS, "get", "secret", `${job.metadata.name}-prompt`]);
+      },
+    });
     expect(r.result.exitCode).toBe(0);
     const name = r.meta[0].command.replace("kubectl job/", "");
     const job = getJson(["-n", NS, "get", "job", name]);
-    // The host's JSON reaches the pod and onMeta as it sent it: same keys, same order.
+    // The wake payload (prompt text) and the token are in the run's Secret, read by reference.
     const podEnv = job.spec.template.spec.containers[0].env;
-    expect(podEnv.find((e) => e.name === "PAPERCLIP_WAKE_PAYLOAD_JSON").value).toBe(JSON.stringify(wake));
+    for (const n of ["PAPERCLIP_WAKE_PAYLOAD_JSON", "PAPERCLIP_API_KEY"]) {
+      expect(podEnv.find((e) => e.name === n)).toEqual({ name: n, valueFrom: { secretKeyRef: { name: `${name}-prompt`, key: n } } });
+    }
+    const text = JSON.stringify(job);
+    for (const v of ["a comment only the Secret holds 7f3a", "run-token-only-in-the-secret-91c2", "Continue your Paperclip work"]) expect(text).not.toContain(v);
+    // The host's JSON reaches the pod and onMeta as it sent it: same keys, same order.
+    expect(secret, "the run's Secret, read while the run was on").not.toBeNull();
+    expect(Buffer.from(secret.data.PAPERCLIP_WAKE_PAYLOAD_JSON, "base64").toString()).toBe(JSON.stringify(wake));
+    expect(Buffer.from(secret.data["prompt.txt"], "base64").toString()).toContain("Continue your Paperclip work");
+    expect(job.spec.template.spec.automountServiceAccountToken).toBe(false);
     expect(JSON.stringify(r.meta[0].context)).toBe(JSON.stringify(ctx.context));
     expect(job.metadata.labels).toMatchObject({
       "app.kubernetes.io/managed-by": "paperclip",
@@ -119,7 +135,11 @@ describe("a heartbeat on the local cluster", () => {
     });
     const spec = job.spec.template.spec;
     expect(spec.volumes).toEqual(expect.arrayContaining([{ name: "data", persistentVolumeClaim: { claimName: "paperclip-data" } }]));
-    expect(spec.containers[0].envFrom).toEqual([{ secretRef: { name: "paperclip-secrets" } }]);
+    expect(spec.containers[0].envFrom).toBeUndefined();
+    expect(spec.containers[0].env.find((e) => e.name === "ANTHROPIC_API_KEY")).toEqual({
+      name: "ANTHROPIC_API_KEY",
+      valueFrom: { secretKeyRef: { name: "paperclip-secrets", key: "ANTHROPIC_API_KEY" } },
+    });
     expect(spec.containers[0].env.find((e) => e.name === "HOME").value).toBe("/paperclip");
     expect(spec.securityContext.runAsUser).toBe(1000);
     expect(r.stdout).toContain(`Retaining job ${name} for debugging (retainJobs=true)`);

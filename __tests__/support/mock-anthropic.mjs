@@ -6,9 +6,13 @@
 // The CLI appends /v1/messages, so a request arrives as
 // POST /s/<scenario>/<params...>/v1/messages?beta=true. Scenarios:
 //   plain[/text=…]              a text answer
-//   tool[/cmd=…]                a Bash tool_use (the CLI runs it), then a text answer
+//   tool[/cmd=…|/cmd64=…]       a Bash tool_use (the CLI runs it), then a text answer
+//                               (cmd64: the command as base64url, for one with slashes)
 //   silence[/seconds=70]        wait N seconds, then answer
-//   slow[/seconds=5/lines=5]    N text blocks streamed over S seconds
+//   slow[/seconds=5/lines=5][/pad=N/every=K]
+//                               N text blocks streamed over S seconds ("slow <i>";
+//                               every K-th followed by " " and N x's: stream-json
+//                               lines over the runtime's 16 KiB record size)
 //   empty                       a message with no content and output_tokens 0
 //   cut                         the connection is destroyed mid-answer
 //   status/code=401|429|500|529[/retryAfter=S][/message=…]
@@ -90,7 +94,7 @@ async function answer(req, res, body, scenario) {
       if (hasToolResult(body)) return streamMessage(res, model, [{ type: "text", text: params.text ?? "The command ran." }]);
       return streamMessage(res, model, [
         { type: "text", text: "Let me run that." },
-        { type: "tool_use", id: toolId(), name: "Bash", input: { command: params.cmd ?? "uname -s", description: "Run a command" } },
+        { type: "tool_use", id: toolId(), name: "Bash", input: { command: params.cmd64 ? Buffer.from(params.cmd64, "base64url").toString() : (params.cmd ?? "uname -s"), description: "Run a command" } },
       ]);
     case "mcp": {
       // Calls the MCP tool whose name ends in __<tool> (the CLI names them
@@ -126,7 +130,10 @@ async function answer(req, res, body, scenario) {
     case "slow": {
       const lines = Number(params.lines ?? 5);
       const ms = (Number(params.seconds ?? 5) * 1000) / lines;
-      const blocks = Array.from({ length: lines }, (_, i) => ({ type: "text", text: `slow ${i + 1}` }));
+      const pad = Number(params.pad ?? 0);
+      const every = Number(params.every ?? 1);
+      const text = (i) => (pad && (i + 1) % every === 0 ? `slow ${i + 1} ${"x".repeat(pad)}` : `slow ${i + 1}`);
+      const blocks = Array.from({ length: lines }, (_, i) => ({ type: "text", text: text(i) }));
       return streamMessage(res, model, blocks, { delayMs: ms });
     }
     case "stall": {

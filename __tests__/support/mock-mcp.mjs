@@ -5,7 +5,7 @@
 // they came with; with `token` set, any other header gets 401.
 import http from "node:http";
 
-export async function startMockMcp({ token } = {}) {
+export async function startMockMcp({ token, host = "127.0.0.1" } = {}) {
   const calls = [];
   const sockets = new Set();
   const server = http.createServer(async (req, res) => {
@@ -58,8 +58,8 @@ export async function startMockMcp({ token } = {}) {
     sockets.add(s);
     s.on("close", () => sockets.delete(s));
   });
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const url = `http://127.0.0.1:${server.address().port}`;
+  await new Promise((resolve) => server.listen(0, host, resolve));
+  const url = `http://${host}:${server.address().port}`;
   return {
     url,
     calls: () => calls.slice(),

@@ -83,6 +83,20 @@ pub struct AdapterConfig {
     pub service_account_name: Option<String>,
     pub image: Option<String>,
     pub secret_ref: String,
+    /// `automountServiceAccountToken`: `None` = ours to decide (no token
+    /// unless `serviceAccountName` is set, see `job`).
+    pub automount_service_account_token: Option<bool>,
+    /// `inheritServerSecrets`: 0.1.54's inherit-everything from Paperclip's
+    /// pod, server secrets included (the documented opt-out; off).
+    pub inherit_server_secrets: bool,
+    /// `withholdEnv`: more inherited names to hold back (a trailing `*` is a
+    /// prefix), besides the server's own (`withhold::SERVER_SECRETS`).
+    pub withhold_env: Vec<String>,
+    /// `runtimeClassName` (gVisor, Kata…): the Job pod's RuntimeClass; none by default.
+    pub runtime_class_name: Option<String>,
+    /// `readOnlyRootFilesystem`: both containers' root filesystem read-only,
+    /// with a writable emptyDir at `/tmp` for the CLI (off by default).
+    pub read_only_root_filesystem: bool,
 }
 
 /// `asString`: a non-empty string.
@@ -148,6 +162,22 @@ pub fn parse_key_values(v: Option<&Value>) -> BTreeMap<String, String> {
         _ => {}
     }
     out
+}
+
+/// A list of names: an array of strings, or text with one or more per line
+/// (commas and whitespace separate them too; `#` starts a comment line).
+pub fn parse_name_list(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        Some(Value::String(s)) => s
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .flat_map(|l| l.split(|c: char| c == ',' || c.is_whitespace()))
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// A value given as JSON, or as its JSON text (what the form's textarea
@@ -302,6 +332,11 @@ impl AdapterConfig {
             service_account_name: as_string(m, "serviceAccountName"),
             image: as_string(m, "image"),
             secret_ref: as_string(m, "secretRef").unwrap_or_else(|| "paperclip-secrets".into()),
+            automount_service_account_token: m.get("automountServiceAccountToken").and_then(Value::as_bool),
+            inherit_server_secrets: as_bool(m, "inheritServerSecrets", false),
+            withhold_env: parse_name_list(m.get("withholdEnv")),
+            runtime_class_name: as_string(m, "runtimeClassName").map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
+            read_only_root_filesystem: as_bool(m, "readOnlyRootFilesystem", false),
         })
     }
 
@@ -331,6 +366,11 @@ const READ_VARS: &[&str] = &[
     "HOME",
     "CLAUDE_CODE_USE_BEDROCK",
     "ANTHROPIC_BEDROCK_BASE_URL",
+    // Where the server keeps its state (withhold::server_state).
+    "PAPERCLIP_CONFIG",
+    "PAPERCLIP_DB_BACKUP_DIR",
+    "PAPERCLIP_STORAGE_LOCAL_DIR",
+    "PAPERCLIP_SECRETS_MASTER_KEY_FILE",
 ];
 
 impl HostEnv {
@@ -346,6 +386,11 @@ impl HostEnv {
     /// A variable, `None` when unset (empty counts as set).
     pub fn get(&self, k: &str) -> Option<&str> {
         self.vars.get(k).map(String::as_str)
+    }
+
+    /// Every variable read, by name.
+    pub fn vars(&self) -> &BTreeMap<String, String> {
+        &self.vars
     }
 
     /// A variable that is set and not blank.
@@ -462,6 +507,18 @@ mod tests {
         assert_eq!(e.to_string(), "invalid tolerations: expected a JSON array of tolerations");
         let e = cfg(json!({"tolerations": [1]})).unwrap_err();
         assert_eq!(e.to_string(), "invalid tolerations: item 0 is not an object");
+    }
+
+    #[test]
+    fn exposure_keys() {
+        let c = cfg(json!({})).unwrap();
+        assert_eq!((c.automount_service_account_token, c.inherit_server_secrets), (None, false));
+        assert!(c.withhold_env.is_empty());
+        let c = cfg(json!({"automountServiceAccountToken": true, "inheritServerSecrets": true, "withholdEnv": ["A", " B ", 3]})).unwrap();
+        assert_eq!((c.automount_service_account_token, c.inherit_server_secrets), (Some(true), true));
+        assert_eq!(c.withhold_env, ["A", "B"]);
+        let c = cfg(json!({"withholdEnv": "# mine\nA, B\n CORP_*  "})).unwrap();
+        assert_eq!(c.withhold_env, ["A", "B", "CORP_*"]);
     }
 
     #[test]

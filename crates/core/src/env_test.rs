@@ -81,6 +81,7 @@ pub const EXECUTE_VERBS: &[Permission] = &[
     perm("k8s_rbac_secret_delete", "", "secrets", None, "delete", "delete secrets"),
     perm("k8s_rbac_secret_get", "", "secrets", None, "get", "get secrets"),
     perm("k8s_rbac_secret_patch", "", "secrets", None, "patch", "patch secrets"),
+    perm("k8s_rbac_configmap_get", "", "configmaps", None, "get", "get configmaps"),
     perm("k8s_rbac_pvc_get", "", "persistentvolumeclaims", None, "get", "get persistentvolumeclaims"),
     perm("k8s_rbac_event_list", "", "events", None, "list", "list events"),
     perm("k8s_rbac_event_watch", "", "events", None, "watch", "watch events"),
@@ -245,11 +246,13 @@ pub async fn test_environment(ctx: &Value, env: &crate::config::HostEnv) -> Envi
             Err(e) => Check::new("k8s_pvc_check_failed", "warn", format!("Could not read PVC {claim}: {}", describe_error(&e))),
         }
     };
-    let (rbac, secret, pvc) = futures::join!(rbac, secret, pvc);
+    let exposure = exposure_checks(client, &config, self_pod.as_ref(), env, &namespace);
+    let (rbac, secret, pvc, exposure) = futures::join!(rbac, secret, pvc, exposure);
     let may_create_jobs = rbac.iter().any(|c| c.code == "k8s_rbac_job_create" && c.level == "info");
     checks.extend(rbac);
     checks.push(secret);
     checks.push(pvc);
+    checks.extend(exposure);
     if let Some(probe) = crate::probe::Probe::from_config(&config) {
         if may_create_jobs {
             let company = str_field(&ctx, "companyId").unwrap_or_default();
@@ -263,6 +266,130 @@ pub async fn test_environment(ctx: &Value, env: &crate::config::HostEnv) -> Envi
         }
     }
     done(checks)
+}
+
+/// Provider credentials an agent is meant to get from Paperclip's pod.
+const PROVIDER_KEYS: &[&str] = &["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"];
+
+/// What the Job pod would be handed (issue 21), as checks — names and paths
+/// only, never a value: the server's secrets held back (or not), other
+/// inherited names that look like secrets, the server's state on the volume,
+/// the ServiceAccount token, egress. Built from the same Job a run would
+/// create (nothing is created).
+async fn exposure_checks(
+    client: &kube::Client,
+    config: &Map<String, Value>,
+    self_pod: Option<&crate::selfpod::SelfPod>,
+    env: &crate::config::HostEnv,
+    namespace: &str,
+) -> Vec<Check> {
+    let mut out = Vec::new();
+    let Ok(cfg) = crate::config::AdapterConfig::from_map(config) else { return out };
+    let rc = crate::ctx::RunContext::from_json(&serde_json::json!({
+        "runId": "environment-test", "agent": {"id": "environment-test", "companyId": "environment-test"},
+        "config": Value::Object(config.clone()), "context": {},
+    }));
+    let sources = match self_pod {
+        Some(p) if !cfg.inherit_server_secrets => {
+            let mut keys = crate::selfpod::read_source_keys(client, namespace, p).await;
+            if p.pvc_claim_name.is_some() {
+                keys.server_state = crate::withhold::server_state(env);
+            }
+            Some(keys)
+        }
+        _ => None,
+    };
+    let input = crate::job::JobInput { ctx: &rc, config: &cfg, self_pod, bundle: None, env, namespace, instructions: None, sources: sources.as_ref() };
+    let Ok(plan) = crate::job::build_job(&input) else { return out };
+    let spec = plan.job.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+    let container = spec.and_then(|s| s.containers.first());
+    // Names the pod gets from Paperclip's pod (not the run's own, not config.env).
+    let run_env = crate::envvars::paperclip_env(&rc, env, self_pod);
+    let own: std::collections::BTreeSet<&str> = run_env.iter().map(|(k, _)| k).chain(cfg.env.keys().map(String::as_str)).collect();
+    let mut inherited: Vec<String> = container
+        .and_then(|c| c.env.as_ref())
+        .map(|e| e.iter().map(|v| v.name.clone()).filter(|n| !own.contains(n.as_str()) && n != "HOME").collect())
+        .unwrap_or_default();
+    for ef in container.and_then(|c| c.env_from.as_ref()).into_iter().flatten() {
+        let name = ef.secret_ref.as_ref().map(|r| format!("Secret {}", r.name)).or_else(|| ef.config_map_ref.as_ref().map(|r| format!("ConfigMap {}", r.name)));
+        inherited.extend(name.map(|n| format!("(all of envFrom {n})")));
+    }
+    if self_pod.is_some() {
+        if cfg.inherit_server_secrets {
+            let mut c = Check::new(
+                "k8s_pod_server_secrets_inherited",
+                "warn",
+                "inheritServerSecrets is on: the Job pod gets everything Paperclip's pod has, the server's own secrets and state included".into(),
+            );
+            c.hint = Some("Turn inheritServerSecrets off unless every prompt is trusted: with the server's JWT secret an agent can act as any agent of any company.".into());
+            out.push(c);
+        } else if plan.held_back.is_empty() {
+            out.push(Check::new("k8s_pod_server_secrets_held_back", "info", "No server secret found among what Paperclip's pod would pass on".into()));
+        } else {
+            out.push(Check::new(
+                "k8s_pod_server_secrets_held_back",
+                "info",
+                format!("Held back from Job pods (the Paperclip server's own secrets): {}", plan.held_back.join(", ")),
+            ));
+        }
+        let bedrock = crate::withhold::selects_bedrock([&cfg.env, env.vars()]);
+        let exposed: Vec<&String> = inherited
+            .iter()
+            .filter(|n| crate::withhold::looks_secret(n) && !PROVIDER_KEYS.contains(&n.as_str()) && !(bedrock && n.starts_with("AWS_")))
+            .collect();
+        if !exposed.is_empty() {
+            let mut c = Check::new(
+                "k8s_pod_secret_like_env",
+                "warn",
+                format!("Job pods get these inherited names that look like secrets: {}", exposed.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")),
+            );
+            c.hint = Some("The agent can read and send anything in its env. If one is the server's, add it to withholdEnv; if the agent needs it, set it in the agent's env instead.".into());
+            out.push(c);
+        }
+        for w in &plan.withheld {
+            let mut c = Check::new("k8s_pod_inheritance_incomplete", "warn", w.clone());
+            c.hint = Some("The Role's get on secrets and configmaps lets the adapter read their keys (values are never read into a check).".into());
+            out.push(c);
+        }
+        if self_pod.is_some_and(|p| p.pvc_claim_name.is_some()) {
+            if cfg.inherit_server_secrets {
+                let mut c = Check::new("k8s_pod_server_state_exposed", "warn", "The server's database, keys, backups and logs on the shared volume are readable and writable by the agent (inheritServerSecrets)".into());
+                c.hint = Some("Turn inheritServerSecrets off: the adapter then hides them with empty read-only mounts.".into());
+                out.push(c);
+            } else if plan.hidden_paths.is_empty() {
+                out.push(Check::new("k8s_pod_server_state_hidden", "info", "No server state found on the shared volume to hide (PAPERCLIP_HOME's instance has no database, key, backups or logs there)".into()));
+            } else {
+                out.push(Check::new("k8s_pod_server_state_hidden", "info", format!("Hidden from Job pods (empty read-only mounts): {}", plan.hidden_paths.join(", "))));
+            }
+        }
+    }
+    match spec.and_then(|s| s.automount_service_account_token) {
+        Some(false) => out.push(Check::new("k8s_pod_service_account_token", "info", "Job pods get no ServiceAccount token".into())),
+        _ => {
+            let mut c = Check::new(
+                "k8s_pod_service_account_token",
+                "warn",
+                format!(
+                    "Job pods get the token of ServiceAccount {} (automountServiceAccountToken)",
+                    cfg.service_account_name.as_deref().unwrap_or("default")
+                ),
+            );
+            c.hint = Some("Whatever that account may do, the agent may do: give it no role it does not need, or set automountServiceAccountToken to false.".into());
+            out.push(c);
+        }
+    }
+    out.push(Check::new(
+        "k8s_pod_runtime_class",
+        "info",
+        match &cfg.runtime_class_name {
+            Some(rc) => format!("Job pods run with RuntimeClass {rc}"),
+            None => "Job pods run with the node's default container runtime (runtimeClassName not set)".into(),
+        },
+    ));
+    let mut egress = Check::new("k8s_pod_egress_unrestricted", "info", "Job pods' network egress is not limited by the adapter".into());
+    egress.hint = Some("An agent can reach cloud metadata, the apiserver and internal services: apply a NetworkPolicy to pods labelled app.kubernetes.io/component=agent-job (DNS, the Paperclip API, public HTTPS), enforced by the network plugin.".into());
+    out.push(egress);
+    out
 }
 
 #[cfg(test)]
@@ -293,6 +420,7 @@ mod tests {
             assert!(has("secrets", None, verb), "secrets {verb}");
         }
         assert!(has("persistentvolumeclaims", None, "get"));
+        assert!(has("configmaps", None, "get"));
         let mut codes: Vec<_> = EXECUTE_VERBS.iter().map(|p| p.code).collect();
         codes.sort();
         codes.dedup();

@@ -9,6 +9,10 @@
 //! 4. `HOME=/paperclip`, forced last (sessions live on the PVC),
 //!
 //! then the Deployment's `valueFrom` entries unless a literal has the same name.
+//!
+//! What is inherited from the Deployment (its literals and `valueFrom`
+//! entries) first goes through [`Withhold`]: the server's own secrets stay
+//! with the server. `config.env` is never filtered.
 //! Order follows JS object semantics: a key keeps the position where it first
 //! appeared, later layers only replace its value.
 
@@ -18,6 +22,7 @@ use serde_json::Value;
 use crate::config::{AdapterConfig, HostEnv};
 use crate::ctx::RunContext;
 use crate::selfpod::SelfPod;
+use crate::withhold::Withhold;
 
 /// An insertion-ordered string map with JS-object assignment semantics.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -117,11 +122,27 @@ pub fn paperclip_env(rc: &RunContext, env: &HostEnv, self_pod: Option<&SelfPod>)
     e
 }
 
-/// The container's complete env list.
-pub fn build_env(rc: &RunContext, cfg: &AdapterConfig, env: &HostEnv, self_pod: Option<&SelfPod>) -> Vec<EnvVar> {
+/// The container's env list, and the inherited names held back (in order, once each).
+pub fn build_env(
+    rc: &RunContext,
+    cfg: &AdapterConfig,
+    env: &HostEnv,
+    self_pod: Option<&SelfPod>,
+    withhold: &Withhold,
+) -> (Vec<EnvVar>, Vec<String>) {
+    let mut held_back: Vec<String> = Vec::new();
+    let mut hold = |name: &str| {
+        let h = withhold.holds_back(name);
+        if h && !held_back.iter().any(|n| n == name) {
+            held_back.push(name.to_owned());
+        }
+        h
+    };
     let mut merged = OrderedEnv::default();
     for (k, v) in self_pod.map(|p| p.inherited_env.as_slice()).unwrap_or_default() {
-        merged.set(k, v.clone());
+        if !hold(k) {
+            merged.set(k, v.clone());
+        }
     }
     for (k, v) in paperclip_env(rc, env, self_pod).iter() {
         merged.set(k, v);
@@ -133,11 +154,11 @@ pub fn build_env(rc: &RunContext, cfg: &AdapterConfig, env: &HostEnv, self_pod: 
     let mut out: Vec<EnvVar> =
         merged.iter().map(|(k, v)| EnvVar { name: k.to_owned(), value: Some(v.to_owned()), value_from: None }).collect();
     for vf in self_pod.map(|p| p.inherited_env_value_from.as_slice()).unwrap_or_default() {
-        if merged.get(&vf.name).is_none() {
+        if merged.get(&vf.name).is_none() && !hold(&vf.name) {
             out.push(vf.clone());
         }
     }
-    out
+    (out, held_back)
 }
 
 #[cfg(test)]
@@ -177,7 +198,8 @@ mod tests {
             ],
             ..Default::default()
         };
-        let env = build_env(&rc, &cfg, &HostEnv::from_pairs([("PORT", "9")]), Some(&pod));
+        let (env, held) = build_env(&rc, &cfg, &HostEnv::from_pairs([("PORT", "9")]), Some(&pod), &Withhold::default());
+        assert!(held.is_empty());
         assert_eq!(
             names(&env),
             [
@@ -207,18 +229,52 @@ mod tests {
         .unwrap();
         let rc = RunContext::from_json(&ctx);
         let cfg = AdapterConfig::from_map(&serde_json::Map::new()).unwrap();
-        let env = build_env(&rc, &cfg, &HostEnv::from_pairs([]), None);
+        let (env, _) = build_env(&rc, &cfg, &HostEnv::from_pairs([]), None, &Withhold::default());
         assert_eq!(
             val(&env, "PAPERCLIP_WAKE_PAYLOAD_JSON"),
             Some(r#"{"reason":"comment_added","comments":[{"id":"c1","body":"hi"}],"at":1}"#)
         );
     }
 
+    /// The Deployment's server secrets (literal or `valueFrom`) stay behind;
+    /// provider keys, `PAPERCLIP_API_URL` and `config.env` arrive.
+    #[test]
+    fn server_secrets_are_held_back_and_named() {
+        let rc = RunContext::from_json(&json!({"runId": "r", "agent": {"id": "a"}}));
+        let mut cfg = AdapterConfig::from_map(&serde_json::Map::new()).unwrap();
+        cfg.env.insert("DATABASE_URL".into(), "the user's own choice".into());
+        let vf = |n: &str| EnvVar { name: n.into(), value: None, value_from: Some(Default::default()) };
+        let pod = SelfPod {
+            inherited_env: vec![
+                ("ANTHROPIC_API_KEY".into(), "sk-ant".into()),
+                ("BETTER_AUTH_SECRET".into(), "bas".into()),
+                ("PAPERCLIP_API_URL".into(), "http://pc:3100".into()),
+                ("AWS_ACCESS_KEY_ID".into(), "AKIA".into()),
+            ],
+            inherited_env_value_from: vec![vf("PAPERCLIP_AGENT_JWT_SECRET"), vf("CLAUDE_CODE_OAUTH_TOKEN"), vf("DB_PASSWORD")],
+            ..Default::default()
+        };
+        let (env, held) = build_env(&rc, &cfg, &HostEnv::default(), Some(&pod), &Withhold::new(false, &[], false));
+        assert_eq!(held, ["BETTER_AUTH_SECRET", "AWS_ACCESS_KEY_ID", "PAPERCLIP_AGENT_JWT_SECRET", "DB_PASSWORD"]);
+        let got = names(&env);
+        for n in ["ANTHROPIC_API_KEY", "PAPERCLIP_API_URL", "CLAUDE_CODE_OAUTH_TOKEN", "DATABASE_URL"] {
+            assert!(got.contains(&n), "{n} missing: {got:?}");
+        }
+        for n in &held {
+            assert!(!got.contains(&n.as_str()), "{n} arrived");
+        }
+        assert_eq!(val(&env, "DATABASE_URL"), Some("the user's own choice"));
+        // The opt-out: everything, as 0.1.54.
+        let (env, held) = build_env(&rc, &cfg, &HostEnv::default(), Some(&pod), &Withhold::new(true, &[], false));
+        assert!(held.is_empty());
+        assert_eq!(env.len(), got.len() + 4);
+    }
+
     #[test]
     fn off_cluster_uses_the_host_url() {
         let rc = RunContext::from_json(&json!({"runId": "r", "agent": {"id": "a"}}));
         let cfg = AdapterConfig::from_map(&serde_json::Map::new()).unwrap();
-        let env = build_env(&rc, &cfg, &HostEnv::from_pairs([("PAPERCLIP_API_URL", "http://h:1")]), None);
+        let (env, _) = build_env(&rc, &cfg, &HostEnv::from_pairs([("PAPERCLIP_API_URL", "http://h:1")]), None, &Withhold::default());
         assert_eq!(val(&env, "PAPERCLIP_API_URL"), Some("http://h:1"));
         assert_eq!(val(&env, "PAPERCLIP_API_KEY"), None);
     }

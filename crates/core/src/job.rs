@@ -1,18 +1,28 @@
-//! The Job, its pod spec and the large-prompt Secret (contract §1.7), built
-//! with k8s-openapi types — never hand-written JSON.
+//! The Job, its pod spec and the run's Secret (contract §1.7), built with
+//! k8s-openapi types — never hand-written JSON.
 //!
 //! Invariants: every label value comes from [`sanitize_label_value`] (or is a
 //! constant), the Job name from [`job_name`]; reserved label prefixes cannot be
 //! overridden by user labels; every claude argument goes through
 //! [`crate::shell::quote`]; a prompt too large for a Secret is refused before
 //! anything is created.
+//!
+//! What the agent must not be handed (issue 21): the Job spec holds no
+//! secret value and no prompt text — the prompt, the run's token
+//! (`PAPERCLIP_API_KEY`), the wake payload and every env value whose name
+//! looks like a secret travel in the run's Secret (`<job>-prompt`, owned by
+//! the Job) and reach the container through `secretKeyRef` under the same
+//! names; the pod gets no ServiceAccount token unless one is asked for; and
+//! the server's own secrets inherited from Paperclip's pod are held back
+//! ([`crate::withhold`]), `envFrom` expanded key by key so that they can be.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, EnvVar, PersistentVolumeClaimVolumeSource, PodSecurityContext,
-    PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    Capabilities, ConfigMapKeySelector, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, KeyToPath,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, Secret,
+    SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -23,10 +33,9 @@ use crate::config::{AdapterConfig, HostEnv};
 use crate::ctx::RunContext;
 use crate::names::{job_name, sanitize_label_value};
 use crate::prompt::{PromptMetrics, build_prompt};
-use crate::selfpod::SelfPod;
+use crate::selfpod::{SelfPod, SourceKeys};
+use crate::withhold::{Withhold, looks_secret, selects_bedrock, valid_env_name};
 
-/// Prompts above this many UTF-8 bytes go through a Secret, not an env var.
-pub const PROMPT_ENV_LIMIT: usize = 256 * 1024;
 /// A Secret holds at most 1 MiB; leave room for its metadata.
 pub const PROMPT_SECRET_LIMIT: usize = 1024 * 1024 - 16 * 1024;
 /// The busybox image of the prompt-writing init container.
@@ -41,6 +50,9 @@ pub enum JobError {
     NoImage,
     #[error("prompt is {bytes} bytes, more than a Kubernetes Secret can hold ({limit} bytes)")]
     PromptTooLarge { bytes: usize, limit: usize },
+    /// The prompt fits, but not with the run's other secret values.
+    #[error("the run's Secret would hold {bytes} bytes (prompt, token, MCP config and secret env values), more than a Kubernetes Secret can hold ({limit} bytes)")]
+    SecretTooLarge { bytes: usize, limit: usize },
     #[error("{0}")]
     Argument(#[from] crate::shell::NulInArgument),
 }
@@ -56,7 +68,18 @@ pub struct JobInput<'a> {
     pub namespace: &'a str,
     /// The agent instructions text, if read (only its presence matters here).
     pub instructions: Option<&'a str>,
+    /// The keys behind the self pod's `envFrom` sources and secret volumes
+    /// ([`crate::selfpod::read_source_keys`]); `None` = not read, and then
+    /// none of them reaches the Job (unless `inheritServerSecrets`).
+    pub sources: Option<&'a SourceKeys>,
 }
+
+/// The run's Secret's key for the prompt, and where the init container finds it.
+pub const PROMPT_KEY: &str = "prompt.txt";
+/// The run's Secret's mount point.
+pub const SECRET_MOUNT: &str = crate::mcp::SECRET_MOUNT;
+/// Env values that are prompt text, kept out of the spec like secrets.
+const PROMPT_TEXT_ENV: &[&str] = &["PAPERCLIP_WAKE_PAYLOAD_JSON"];
 
 /// `JobBuildResult`.
 #[derive(Debug, Clone)]
@@ -71,6 +94,12 @@ pub struct JobPlan {
     pub skipped_labels: Vec<String>,
     /// What was inherited from the self pod and what was not, for the log.
     pub notes: Vec<String>,
+    /// What was not passed on and why (names only), for warnings.
+    pub withheld: Vec<String>,
+    /// The inherited names (and secret-volume files) held back as the server's secrets.
+    pub held_back: Vec<String>,
+    /// The server's state paths masked on the shared volume.
+    pub hidden_paths: Vec<String>,
 }
 
 impl JobPlan {
@@ -208,7 +237,7 @@ fn overlay<T: serde::Serialize + serde::de::DeserializeOwned>(base: T, over: &se
 fn container_security(cfg: &AdapterConfig) -> SecurityContext {
     let base = SecurityContext {
         capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
-        read_only_root_filesystem: Some(false),
+        read_only_root_filesystem: Some(cfg.read_only_root_filesystem),
         run_as_non_root: Some(true),
         run_as_user: Some(1000),
         allow_privilege_escalation: Some(false),
@@ -278,38 +307,49 @@ pub fn build_job(input: &JobInput) -> Result<JobPlan, JobError> {
 
     let mut volumes = vec![Volume { name: "prompt".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() }];
     let mut mounts = vec![mount("prompt", "/tmp/prompt", false)];
+    // A read-only root: the CLI still writes temporary files. /tmp goes
+    // first, so the mounts under it land on it.
+    if cfg.read_only_root_filesystem {
+        volumes.push(Volume { name: "tmp".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() });
+        mounts.insert(0, mount("tmp", "/tmp", false));
+    }
     let mut notes = Vec::new();
-    let large = prompt_bytes > PROMPT_ENV_LIMIT;
+    let mut withheld = Vec::new();
+    let mut hidden_paths = Vec::new();
     let secret_name = format!("{name}-prompt");
+    let rule = withhold_rule(cfg, pod, input.env);
     // The env the claude container gets; the MCP servers' URLs are made
     // reachable from it (its PAPERCLIP_API_URL).
-    let env = crate::envvars::build_env(rc, cfg, input.env, pod);
+    let (mut env, mut held_back) = crate::envvars::build_env(rc, cfg, input.env, pod, &rule);
+    let env_from = inherit_env_from(pod, input.sources, &rule, &mut env, &mut held_back, &mut withheld);
     let pod_api_url = env.iter().find(|e| e.name == "PAPERCLIP_API_URL").and_then(|e| e.value.clone()).unwrap_or_default();
     // Tokens inside: it goes in the Secret, never in the spec.
     let mcp_config = crate::mcp::config_json(&cfg.mcp_servers, &rc.runtime_mcp, &pod_api_url);
-    if large || mcp_config.is_some() {
-        volumes.push(Volume {
-            name: "prompt-secret".into(),
-            secret: Some(SecretVolumeSource { secret_name: Some(secret_name.clone()), optional: Some(false), ..Default::default() }),
+    // The run's Secret: the prompt, the MCP config and every value that must
+    // not be readable from the Job spec.
+    let mut secret_data: BTreeMap<String, String> = BTreeMap::from([(PROMPT_KEY.to_owned(), prompt.clone())]);
+    if let Some(c) = &mcp_config {
+        secret_data.insert(crate::mcp::CONFIG_KEY.to_owned(), c.clone());
+    }
+    for (i, e) in env.iter_mut().enumerate() {
+        let Some(value) = e.value.take_if(|_| looks_secret(&e.name) || PROMPT_TEXT_ENV.contains(&e.name.as_str())) else { continue };
+        let key = if valid_secret_key(&e.name) && !secret_data.contains_key(&e.name) { e.name.clone() } else { format!("env-{i}") };
+        secret_data.insert(key.clone(), value);
+        e.value_from = Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector { name: secret_name.clone(), key, optional: None }),
             ..Default::default()
         });
     }
+    volumes.push(Volume {
+        name: "prompt-secret".into(),
+        secret: Some(SecretVolumeSource { secret_name: Some(secret_name.clone()), optional: Some(false), ..Default::default() }),
+        ..Default::default()
+    });
     if mcp_config.is_some() {
-        mounts.push(mount("prompt-secret", crate::mcp::SECRET_MOUNT, true));
+        mounts.push(mount("prompt-secret", SECRET_MOUNT, true));
     }
-    let (init_command, init_env, init_mounts) = if large {
-        (
-            "cp /tmp/prompt-secret/prompt.txt /tmp/prompt/prompt.txt".to_owned(),
-            None,
-            vec![mount("prompt", "/tmp/prompt", false), mount("prompt-secret", "/tmp/prompt-secret", true)],
-        )
-    } else {
-        (
-            "printf '%s' \"$PROMPT_CONTENT\" > /tmp/prompt/prompt.txt".to_owned(),
-            Some(vec![EnvVar { name: "PROMPT_CONTENT".into(), value: Some(prompt.clone()), value_from: None }]),
-            vec![mount("prompt", "/tmp/prompt", false)],
-        )
-    };
+    let init_command = format!("cp {SECRET_MOUNT}/{PROMPT_KEY} /tmp/prompt/prompt.txt");
+    let init_mounts = vec![mount("prompt", "/tmp/prompt", false), mount("prompt-secret", SECRET_MOUNT, true)];
 
     match pod.and_then(|p| p.pvc_claim_name.clone()) {
         Some(claim) => {
@@ -320,6 +360,15 @@ pub fn build_job(input: &JobInput) -> Result<JobPlan, JobError> {
             });
             mounts.push(mount("data", "/paperclip", false));
             notes.push(format!("Inherited PVC {claim} at /paperclip (sessions persist across runs)"));
+            if !rule.inherit_everything
+                && let Some(state) = input.sources.map(|s| &s.server_state)
+            {
+                let keep = [Some(working_dir.as_str()), input.bundle.map(|b| b.root_dir.to_str().unwrap_or_default()), Some("/paperclip/.claude")];
+                hidden_paths = mask_server_state(state, &keep, &mut volumes, &mut mounts, &mut secret_data, &mut withheld);
+                if !hidden_paths.is_empty() {
+                    notes.push(format!("Server state hidden from the agent (empty read-only mounts): {}", hidden_paths.join(", ")));
+                }
+            }
         }
         None => {
             // HOME and the default working directory are /paperclip: without a
@@ -330,18 +379,40 @@ pub fn build_job(input: &JobInput) -> Result<JobPlan, JobError> {
             notes.push("No PVC inherited: /paperclip is an emptyDir in the Job pod (sessions will not resume)".into());
         }
     }
+    // Only the files are projected (the prompt, the MCP config, the empty
+    // file masks are made of): the env values stay out of the mounts.
+    let secret_bytes: usize = secret_data.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if secret_bytes > PROMPT_SECRET_LIMIT {
+        return Err(JobError::SecretTooLarge { bytes: secret_bytes, limit: PROMPT_SECRET_LIMIT });
+    }
+    let files: Vec<KeyToPath> = [PROMPT_KEY, crate::mcp::CONFIG_KEY, EMPTY_KEY]
+        .into_iter()
+        .filter(|k| secret_data.contains_key(*k))
+        .map(|k| KeyToPath { key: k.to_owned(), path: k.to_owned(), mode: None })
+        .collect();
+    if let Some(v) = volumes.iter_mut().find(|v| v.name == "prompt-secret").and_then(|v| v.secret.as_mut()) {
+        v.items = Some(files);
+    }
     for sv in pod.map(|p| p.secret_volumes.as_slice()).unwrap_or_default() {
+        let Some(items) = inherit_secret_volume(sv, input.sources, &rule, &mut held_back, &mut withheld) else { continue };
         volumes.push(Volume {
             name: sv.volume_name.clone(),
             secret: Some(SecretVolumeSource {
                 secret_name: Some(sv.secret_name.clone()),
                 default_mode: sv.default_mode,
                 optional: Some(true),
+                items,
                 ..Default::default()
             }),
             ..Default::default()
         });
         mounts.push(mount(&sv.volume_name, &sv.mount_path, true));
+    }
+    if !held_back.is_empty() {
+        notes.push(format!(
+            "Held back from the Job (the Paperclip server's own secrets; names only): {} — inheritServerSecrets restores 0.1.54's inherit-everything",
+            held_back.join(", ")
+        ));
     }
     match pod {
         Some(p) => notes.push(format!(
@@ -359,7 +430,6 @@ pub fn build_job(input: &JobInput) -> Result<JobPlan, JobError> {
         ),
     }
 
-    let env_from = pod.map(|p| p.inherited_env_from.clone()).filter(|v| !v.is_empty());
     let r = &cfg.resources;
     let claude = Container {
         name: crate::pod::CLAUDE_CONTAINER.into(),
@@ -383,7 +453,6 @@ pub fn build_job(input: &JobInput) -> Result<JobPlan, JobError> {
         image: Some(INIT_IMAGE.into()),
         image_pull_policy: Some("IfNotPresent".into()),
         command: Some(vec!["sh".into(), "-c".into(), init_command]),
-        env: init_env,
         volume_mounts: Some(init_mounts),
         security_context: Some(container_security(cfg)),
         resources: Some(ResourceRequirements {
@@ -395,7 +464,15 @@ pub fn build_job(input: &JobInput) -> Result<JobPlan, JobError> {
     };
     let pod_spec = PodSpec {
         restart_policy: Some("Never".into()),
+        runtime_class_name: cfg.runtime_class_name.clone(),
         service_account_name: cfg.service_account_name.clone(),
+        // No token of the namespace's default account for the agent: only
+        // when asked for, or left to a configured account's own setting.
+        automount_service_account_token: match (cfg.automount_service_account_token, &cfg.service_account_name) {
+            (Some(asked), _) => Some(asked),
+            (None, Some(_)) => None,
+            (None, None) => Some(false),
+        },
         security_context: Some(pod_security(cfg)),
         image_pull_secrets: pod.map(|p| p.image_pull_secrets.clone()).filter(|v| !v.is_empty()),
         dns_config: pod.and_then(|p| p.dns_config.clone()),
@@ -430,29 +507,22 @@ pub fn build_job(input: &JobInput) -> Result<JobPlan, JobError> {
         }),
         status: None,
     };
-    let prompt_secret = (large || mcp_config.is_some()).then(|| {
-        let mut secret_labels = BTreeMap::from([
-            ("app.kubernetes.io/managed-by".to_owned(), "paperclip".to_owned()),
-            (crate::guard::LABEL_ADAPTER_TYPE.to_owned(), crate::guard::ADAPTER_TYPE.to_owned()),
-        ]);
-        if let Some(run) = sanitize_label_value(&rc.run_id) {
-            secret_labels.insert(crate::guard::LABEL_RUN_ID.to_owned(), run);
-        }
-        Secret {
-            metadata: ObjectMeta {
-                name: Some(secret_name.clone()),
-                namespace: Some(namespace.clone()),
-                labels: Some(secret_labels),
-                ..Default::default()
-            },
-            string_data: Some(
-                [large.then(|| ("prompt.txt".to_owned(), prompt.clone())), mcp_config.map(|c| (crate::mcp::CONFIG_KEY.to_owned(), c))]
-                    .into_iter()
-                    .flatten()
-                    .collect(),
-            ),
+    let mut secret_labels = BTreeMap::from([
+        ("app.kubernetes.io/managed-by".to_owned(), "paperclip".to_owned()),
+        (crate::guard::LABEL_ADAPTER_TYPE.to_owned(), crate::guard::ADAPTER_TYPE.to_owned()),
+    ]);
+    if let Some(run) = sanitize_label_value(&rc.run_id) {
+        secret_labels.insert(crate::guard::LABEL_RUN_ID.to_owned(), run);
+    }
+    let prompt_secret = Some(Secret {
+        metadata: ObjectMeta {
+            name: Some(secret_name),
+            namespace: Some(namespace.clone()),
+            labels: Some(secret_labels),
             ..Default::default()
-        }
+        },
+        string_data: Some(secret_data),
+        ..Default::default()
     });
     Ok(JobPlan {
         job,
@@ -464,7 +534,178 @@ pub fn build_job(input: &JobInput) -> Result<JobPlan, JobError> {
         prompt_secret,
         skipped_labels,
         notes,
+        withheld,
+        held_back,
+        hidden_paths,
     })
+}
+
+/// The run's Secret's empty value, the file mounted over each of the server's files.
+const EMPTY_KEY: &str = "empty";
+/// The empty volume mounted over each of the server's directories.
+const MASK_VOLUME: &str = "server-state-mask";
+
+/// Mounts an empty read-only directory over each directory of the server's
+/// state and an empty read-only file (the run's Secret's `empty`, by
+/// `subPath`) over each file, except where the agent works (`keep`: its
+/// working directory, the prompt bundle, `~/.claude` — a mask over one of
+/// those, or over a parent, would break the run; it is skipped and said).
+/// Returns the paths hidden.
+fn mask_server_state(
+    state: &crate::withhold::ServerState,
+    keep: &[Option<&str>],
+    volumes: &mut Vec<Volume>,
+    mounts: &mut Vec<VolumeMount>,
+    secret_data: &mut BTreeMap<String, String>,
+    withheld: &mut Vec<String>,
+) -> Vec<String> {
+    let inside = |path: &str, dir: &str| path == dir || path.starts_with(&format!("{}/", dir.trim_end_matches('/')));
+    let mut hidden = Vec::new();
+    for (path, is_dir) in state.dirs.iter().map(|d| (d, true)).chain(state.files.iter().map(|f| (f, false))) {
+        if let Some(k) = keep.iter().flatten().find(|k| inside(k, path)) {
+            withheld.push(format!("{path} is not hidden from the agent: the run works in {k}"));
+            continue;
+        }
+        if is_dir {
+            if !volumes.iter().any(|v| v.name == MASK_VOLUME) {
+                volumes.push(Volume { name: MASK_VOLUME.into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() });
+            }
+            mounts.push(mount(MASK_VOLUME, path, true));
+        } else {
+            secret_data.insert(EMPTY_KEY.into(), String::new());
+            mounts.push(VolumeMount { sub_path: Some(EMPTY_KEY.into()), ..mount("prompt-secret", path, true) });
+        }
+        hidden.push(path.clone());
+    }
+    hidden
+}
+
+/// A Secret's key: `[-._a-zA-Z0-9]+`.
+fn valid_secret_key(k: &str) -> bool {
+    !k.is_empty() && k.len() <= 253 && k.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+}
+
+/// The rule for this run: the config's names and opt-out, and whether the
+/// agent is on Bedrock (`config.env`, then the Deployment's literals, then
+/// the host's env).
+fn withhold_rule(cfg: &AdapterConfig, pod: Option<&SelfPod>, env: &HostEnv) -> Withhold {
+    let inherited: BTreeMap<String, String> = pod.map(|p| p.inherited_env.iter().cloned().collect()).unwrap_or_default();
+    let bedrock = selects_bedrock([&cfg.env, &inherited, env.vars()]);
+    Withhold::new(cfg.inherit_server_secrets, &cfg.withhold_env, bedrock)
+}
+
+/// The self pod's `envFrom`, as the Job gets it. With `inheritServerSecrets`
+/// it is copied whole (0.1.54). Otherwise each source is expanded into one
+/// `secretKeyRef` / `configMapKeyRef` entry per key — the values stay in the
+/// Secret or ConfigMap, never in the spec — minus the held-back names,
+/// appended after `env` for names it does not set (Kubernetes' precedence:
+/// `env` over `envFrom`, a later source over an earlier one).
+fn inherit_env_from(
+    pod: Option<&SelfPod>,
+    sources: Option<&SourceKeys>,
+    rule: &Withhold,
+    env: &mut Vec<EnvVar>,
+    held_back: &mut Vec<String>,
+    withheld: &mut Vec<String>,
+) -> Option<Vec<k8s_openapi::api::core::v1::EnvFromSource>> {
+    let from = pod.map(|p| p.inherited_env_from.as_slice()).unwrap_or_default();
+    if from.is_empty() {
+        return None;
+    }
+    if rule.inherit_everything {
+        return Some(from.to_vec());
+    }
+    let mut expanded: Vec<EnvVar> = Vec::new();
+    for (i, ef) in from.iter().enumerate() {
+        let source = match (&ef.secret_ref, &ef.config_map_ref) {
+            (Some(r), _) => format!("Secret {}", r.name),
+            (None, Some(r)) => format!("ConfigMap {}", r.name),
+            (None, None) => continue,
+        };
+        let keys = match sources.and_then(|s| s.env_from.get(i)) {
+            Some(Ok(keys)) => keys,
+            Some(Err(why)) => {
+                withheld.push(format!("envFrom {source} not passed to the Job: its keys could not be read ({why})"));
+                continue;
+            }
+            None => {
+                withheld.push(format!("envFrom {source} not passed to the Job: its keys were not read"));
+                continue;
+            }
+        };
+        let prefix = ef.prefix.as_deref().unwrap_or_default();
+        for key in keys {
+            let name = format!("{prefix}{key}");
+            if !valid_env_name(&name) {
+                continue;
+            }
+            if rule.holds_back(&name) || rule.holds_back(key) {
+                if !held_back.contains(&name) {
+                    held_back.push(name);
+                }
+                continue;
+            }
+            let value_from = match (&ef.secret_ref, &ef.config_map_ref) {
+                (Some(r), _) => EnvVarSource {
+                    secret_key_ref: Some(SecretKeySelector { name: r.name.clone(), key: key.clone(), optional: r.optional }),
+                    ..Default::default()
+                },
+                (None, Some(r)) => EnvVarSource {
+                    config_map_key_ref: Some(ConfigMapKeySelector { name: r.name.clone(), key: key.clone(), optional: r.optional }),
+                    ..Default::default()
+                },
+                (None, None) => continue,
+            };
+            expanded.retain(|e| e.name != name);
+            expanded.push(EnvVar { name, value: None, value_from: Some(value_from) });
+        }
+    }
+    for e in expanded {
+        if !env.iter().any(|have| have.name == e.name) {
+            env.push(e);
+        }
+    }
+    None
+}
+
+/// Whether (and which files of) a secret volume of the self pod the Job
+/// mounts: `Some(None)` = all of it, `Some(Some(items))` = those keys only
+/// (a server secret among them stays behind), `None` = not at all.
+fn inherit_secret_volume(
+    sv: &crate::selfpod::SecretVolume,
+    sources: Option<&SourceKeys>,
+    rule: &Withhold,
+    held_back: &mut Vec<String>,
+    withheld: &mut Vec<String>,
+) -> Option<Option<Vec<KeyToPath>>> {
+    if rule.inherit_everything {
+        return Some(None);
+    }
+    let keys = match sources.and_then(|s| s.volumes.get(&sv.volume_name)) {
+        Some(Ok(keys)) => keys,
+        Some(Err(why)) => {
+            withheld.push(format!("secret volume {} not mounted in the Job: its keys could not be read ({why})", sv.volume_name));
+            return None;
+        }
+        None => {
+            withheld.push(format!("secret volume {} not mounted in the Job: its keys were not read", sv.volume_name));
+            return None;
+        }
+    };
+    let (held, kept): (Vec<&String>, Vec<&String>) = keys.iter().partition(|k| rule.holds_back(k));
+    if held.is_empty() {
+        return Some(None);
+    }
+    for k in held {
+        let n = format!("{}/{k}", sv.mount_path.trim_end_matches('/'));
+        if !held_back.contains(&n) {
+            held_back.push(n);
+        }
+    }
+    if kept.is_empty() {
+        return None;
+    }
+    Some(Some(kept.into_iter().map(|k| KeyToPath { key: k.clone(), path: k.clone(), mode: None }).collect()))
 }
 
 #[cfg(test)]

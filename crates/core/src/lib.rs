@@ -19,6 +19,7 @@ pub mod rtk;
 pub mod selfpod;
 pub mod bundle;
 pub mod mcp;
+pub mod withhold;
 pub mod job;
 
 // Reading what the pod prints (pure).

@@ -1,7 +1,19 @@
 //! Lines of a `pods/log` stream read with `timestamps=true`, and the cursor
 //! that makes resuming after a drop exactly-once.
 //!
-//! Every kubelet line is `<RFC 3339 timestamp with nanoseconds> <content>\n`.
+//! What the kubelet sends (`k8s.io/cri-client@v0.37.2/pkg/logs`, `ReadLogs`
+//! and `logWriter.write`): the runtime stores a line longer than its record
+//! size (containerd: 16 KiB) as `P` records and a final `F` record, each
+//! with its own timestamp; the kubelet prints `<RFC 3339 timestamp, 9
+//! digits> ` only before the first record of a logical line (one
+//! `isNewLine` flag, shared by stdout and stderr), and applies `sinceTime`
+//! to **each record**. So a logical line reaches us as `<ts> <content>\n`,
+//! stamped with its first record's time, except:
+//! - the first line of a `sinceTime` read may be the tail of a line whose
+//!   head was before `sinceTime`: it has no timestamp;
+//! - a stderr line written while a long stdout line was between records is
+//!   glued into it (see [`crate::logs::LineSink`] for the repair).
+//!
 //! [`LineAssembler`] works on bytes, so a UTF-8 sequence split across chunks
 //! is carried whole, and invalid UTF-8 is kept as it came.
 //!
@@ -9,8 +21,22 @@
 //! lines carried exactly that timestamp. On reconnect we ask for `sinceTime`
 //! truncated to the whole second (kube sends it rounded to the second, which
 //! could otherwise skip up to half a second of lines) and drop what was
-//! already delivered: lines older than the cursor, and the first k lines that
-//! share its timestamp.
+//! already delivered: lines older than the cursor, the first k lines that
+//! share its timestamp, and a headless tail at the start of the read.
+//!
+//! Invariants of the cursor (timestamps of a container's log never go
+//! backwards):
+//! - A headless first line of a read with `sinceTime` is the tail of a line
+//!   already delivered: the line the tail belongs to began before
+//!   `sinceTime` ≤ the last delivered line's timestamp, so it came before
+//!   that line. It is dropped.
+//! - A read with `sinceTime` must show the last delivered line again (its
+//!   first record is at or after `sinceTime`). If its first timestamped line
+//!   is newer instead, the file that held the last line is gone (rotated
+//!   away: the kubelet serves only the current file to a new request): the
+//!   lines between the two timestamps may be lost, and the cursor records
+//!   that window ([`ResumeCursor::take_gaps`]) so that it is reported, never
+//!   passed over.
 
 use k8s_openapi::jiff::Timestamp;
 
@@ -162,14 +188,29 @@ impl LineAssembler {
         Some(LogLine::parse(strip_cr(&std::mem::take(&mut self.partial))))
     }
 
+    /// The unfinished line, raw, leaving the assembler empty.
+    pub fn take_partial(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.partial)
+    }
+
     /// Bytes held for an unfinished line.
     pub fn pending(&self) -> usize {
         self.partial.len()
     }
 }
 
-fn strip_cr(b: &[u8]) -> &[u8] {
+/// A line's end is `\n` or `\r\n`.
+pub fn strip_cr(b: &[u8]) -> &[u8] {
     b.strip_suffix(b"\r").unwrap_or(b)
+}
+
+/// Lines the log may have lost: written after `after` (the last line
+/// delivered) and before `before` (the first line the next read showed),
+/// or up to the container's end when `before` is `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogGap {
+    pub after: Timestamp,
+    pub before: Option<Timestamp>,
 }
 
 /// Where the delivered log ends.
@@ -180,6 +221,13 @@ pub struct ResumeCursor {
     at_last: u64,
     /// Lines of the current connection seen with exactly `last` (to skip the first `at_last`).
     seen_at_last: u64,
+    /// The current connection was opened with `sinceTime` and has shown no
+    /// line yet: a headless first line is a delivered line's tail.
+    resumed_head: bool,
+    /// The current connection was opened with `sinceTime` and has not yet
+    /// shown a timestamped line (the one that proves nothing was skipped).
+    resumed_unproven: bool,
+    gaps: Vec<LogGap>,
 }
 
 impl ResumeCursor {
@@ -187,15 +235,47 @@ impl ResumeCursor {
         Self::default()
     }
 
-    /// Call when a new connection starts.
+    /// Call when a new connection starts (with [`Self::since_time`]).
     pub fn reconnected(&mut self) {
         self.seen_at_last = 0;
+        self.resumed_head = self.last.is_some();
+        self.resumed_unproven = self.last.is_some();
     }
 
     /// `sinceTime` for the next connection: the last timestamp, truncated to the second.
     pub fn since_time(&self) -> Option<Timestamp> {
         let t = self.last?;
         Timestamp::from_second(t.as_second()).ok()
+    }
+
+    /// The connection has shown every line delivered at the cursor's
+    /// timestamp again (or nothing was delivered yet): it reached the point
+    /// where the delivered log ends.
+    pub fn caught_up(&self) -> bool {
+        self.last.is_none() || self.seen_at_last >= self.at_last
+    }
+
+    /// The last delivered line's timestamp.
+    pub fn last(&self) -> Option<Timestamp> {
+        self.last
+    }
+
+    /// Whether [`Self::take_gaps`] has anything.
+    pub fn has_gaps(&self) -> bool {
+        !self.gaps.is_empty()
+    }
+
+    /// Windows in which lines may have been lost since the last call.
+    pub fn take_gaps(&mut self) -> Vec<LogGap> {
+        std::mem::take(&mut self.gaps)
+    }
+
+    /// Records that the log after the last delivered line cannot be read:
+    /// the container ended and its current file no longer holds that line.
+    pub fn lost_after_last(&mut self) {
+        if let Some(after) = self.last {
+            self.gaps.push(LogGap { after, before: None });
+        }
     }
 
     /// Whether `line` is new; if so it counts as delivered.
@@ -205,7 +285,18 @@ impl ResumeCursor {
 
     /// [`Self::admit`] of a line with timestamp `ts`.
     pub fn admit_at(&mut self, ts: Option<Timestamp>) -> bool {
-        let Some(ts) = ts else { return true };
+        let head = std::mem::take(&mut self.resumed_head);
+        let Some(ts) = ts else {
+            // The kubelet stamps every line it starts; only the tail of a
+            // line cut by `sinceTime` comes without, and only first.
+            return !head;
+        };
+        if std::mem::take(&mut self.resumed_unproven)
+            && let Some(last) = self.last
+            && ts > last
+        {
+            self.gaps.push(LogGap { after: last, before: Some(ts) });
+        }
         match self.last {
             Some(last) if ts < last => false,
             Some(last) if ts == last => {

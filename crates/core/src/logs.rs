@@ -29,7 +29,7 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::dedup::LineDedup;
 use crate::host::{Host, HostError, LogStream};
-use crate::lines::{Line, LineAssembler, ResumeCursor};
+use crate::lines::{Line, LineAssembler, LogGap, ResumeCursor};
 use crate::pod::CLAUDE_CONTAINER;
 use crate::report::Reporter;
 use crate::transcript::TranscriptParser;
@@ -75,6 +75,110 @@ pub enum FollowEnd {
     Stopped,
 }
 
+/// Where the log is read from: the pod's `pods/log` (an `Api<Pod>` and the
+/// pod's name), or in the tests a model of the kubelet.
+pub trait LogSource: Send {
+    type Stream: futures::AsyncBufRead + Unpin + Send;
+    fn open(&mut self, params: &LogParams) -> impl std::future::Future<Output = Result<Self::Stream, kube::Error>> + Send;
+}
+
+impl LogSource for (Api<Pod>, String) {
+    type Stream = std::pin::Pin<Box<dyn futures::AsyncBufRead + Send>>;
+    async fn open(&mut self, params: &LogParams) -> Result<Self::Stream, kube::Error> {
+        Ok(Box::pin(self.0.log_stream(&self.1, params).await?))
+    }
+}
+
+/// How one read of the log ended, for [`EndOfLog`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadEnd {
+    /// A clean EOF (the response's end), not an error.
+    pub clean: bool,
+    /// The read showed any byte of a line (replayed, new or unfinished).
+    pub any_line: bool,
+    /// Lines past the resume cursor.
+    pub new_lines: u64,
+    /// The read showed the last delivered line again, or went past it.
+    pub caught_up: bool,
+    /// The unfinished line it ended in (raw, timestamp included), or empty.
+    pub partial: Vec<u8>,
+}
+
+/// What [`EndOfLog::judge`] makes of a read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The log is drained; the container's last line, without its newline, if it had one.
+    Drained(Option<Vec<u8>>),
+    /// The container ended, and its log's current file no longer holds the
+    /// last delivered line: what came after it is lost to rotation.
+    LostAfterLast,
+    /// Read again (resuming from the cursor).
+    Again,
+}
+
+/// After this many reads that start after the container's end and show no
+/// line at all, the last delivered line is taken as rotated away.
+const EMPTY_DRAINS: u32 = 3;
+/// After this many reads after the container's end that do not confirm an
+/// end, the log is given up as drained (each is a request; a leg that
+/// breaks on every read at another place never settles).
+const MAX_UNCONFIRMED_DRAINS: u32 = 30;
+
+/// When a clean end of the log stream is the end of the container's log.
+///
+/// kube-apiserver copies the kubelet's response into ours and ignores the
+/// copy's error (`responsewriters.StreamObject`), so a broken
+/// apiserver→kubelet leg (kubelet restart, network blip) ends our response
+/// **cleanly, possibly in mid-line**, while the container runs on or after
+/// it ended. The stream itself cannot tell the container's end from a
+/// broken leg. Hence the invariant:
+///
+/// **The log is drained only when a read that started after the container
+/// terminated ends cleanly exactly where the clean read before it ended** —
+/// no new line, the last delivered line shown again (caught up), and the
+/// same unfinished line (or none). Two reads ending at the same byte is the
+/// file's end: a broken leg ends at a byte of its own. The unfinished line
+/// of such a confirmed end is the container's last line without a newline,
+/// and is delivered; an unfinished line at any other end is dropped
+/// unseen (it is not in the cursor, so the next read sends it again,
+/// whole). In the common case the followed stream ends with the
+/// container and the one drain after it confirms that end: no extra
+/// request.
+#[derive(Debug, Default)]
+pub struct EndOfLog {
+    /// Where the last clean read that caught up ended: its unfinished line.
+    prev: Option<Vec<u8>>,
+    empty_drains: u32,
+    unconfirmed: u32,
+}
+
+impl EndOfLog {
+    /// Judges a read; `after_exit`: it started after the container had
+    /// terminated; `delivered`: some line was delivered before.
+    pub fn judge(&mut self, read: ReadEnd, after_exit: bool, delivered: bool) -> Verdict {
+        if !read.clean {
+            self.prev = None;
+            return Verdict::Again;
+        }
+        if after_exit {
+            if read.new_lines == 0 && read.caught_up && self.prev.as_ref() == Some(&read.partial) {
+                return Verdict::Drained((!read.partial.is_empty()).then_some(read.partial));
+            }
+            self.empty_drains = if !read.any_line && delivered { self.empty_drains + 1 } else { 0 };
+            if self.empty_drains >= EMPTY_DRAINS {
+                return Verdict::LostAfterLast;
+            }
+            self.unconfirmed += 1;
+            if self.unconfirmed >= MAX_UNCONFIRMED_DRAINS {
+                tracing::warn!(reads = self.unconfirmed, "the log's end was never read twice at the same place; taking it as drained");
+                return Verdict::Drained(None);
+            }
+        }
+        self.prev = read.caught_up.then_some(read.partial);
+        Verdict::Again
+    }
+}
+
 /// Counters for diagnostics and the benchmarks.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FollowStats {
@@ -82,6 +186,8 @@ pub struct FollowStats {
     pub lines: u64,
     pub bytes: u64,
     pub dropped_duplicates: u64,
+    /// Windows in which lines may have been lost to log rotation.
+    pub gaps: Vec<LogGap>,
 }
 
 pub struct LogFollower<H: Host> {
@@ -90,6 +196,9 @@ pub struct LogFollower<H: Host> {
     reporter: Arc<Reporter<H>>,
     sink: LineSink,
     pub stats: FollowStats,
+    /// Lines read (replays included) and lines past the cursor, over all connections.
+    read_lines: u64,
+    new_lines: u64,
 }
 
 /// Consecutive failed connects tolerated before giving up on the log.
@@ -102,16 +211,24 @@ const EOF_SETTLE: Duration = Duration::from_secs(2);
 
 impl<H: Host> LogFollower<H> {
     pub fn new(api: Api<Pod>, pod: String, reporter: Arc<Reporter<H>>) -> Self {
-        LogFollower { api, pod, reporter, sink: LineSink::new(), stats: FollowStats::default() }
+        LogFollower { api, pod, reporter, sink: LineSink::new(), stats: FollowStats::default(), read_lines: 0, new_lines: 0 }
     }
 
     /// Follows until drained (or the pod is gone), feeding `parser` and the host.
-    pub async fn run(
+    pub async fn run(&mut self, parser: &mut TranscriptParser, view: watch::Receiver<ContainerView>) -> Result<FollowEnd, HostError> {
+        let mut source = (self.api.clone(), self.pod.clone());
+        self.run_from(&mut source, parser, view).await
+    }
+
+    /// [`Self::run`], reading from `source` (the apiserver, or a test's kubelet).
+    pub async fn run_from<S: LogSource>(
         &mut self,
+        source: &mut S,
         parser: &mut TranscriptParser,
         mut view: watch::Receiver<ContainerView>,
     ) -> Result<FollowEnd, HostError> {
         let mut failures = 0u32;
+        let mut end_of_log = EndOfLog::default();
         // Nothing to read before the container has started.
         if view.wait_for(|v| v.started || v.pod_gone || v.stop).await.is_err() {
             return Ok(FollowEnd::Stopped);
@@ -122,6 +239,7 @@ impl<H: Host> LogFollower<H> {
                 return Ok(FollowEnd::Stopped);
             }
             if before.pod_gone {
+                self.hand_over_held(parser).await?;
                 return Ok(FollowEnd::PodGone);
             }
             let params = LogParams {
@@ -134,10 +252,11 @@ impl<H: Host> LogFollower<H> {
             };
             self.stats.connections += 1;
             self.sink.cursor.reconnected();
-            let stream = match self.api.log_stream(&self.pod, &params).await {
+            let stream = match source.open(&params).await {
                 Ok(s) => s,
                 Err(e) => {
                     if crate::cluster::is_not_found(&e) && before.terminated {
+                        self.hand_over_held(parser).await?;
                         return Ok(FollowEnd::PodGone);
                     }
                     // A 403 is usually final (RBAC denies pods/log), but an
@@ -146,6 +265,7 @@ impl<H: Host> LogFollower<H> {
                     let forbidden = matches!(&e, kube::Error::Api(s) if s.code == 403);
                     failures += 1;
                     if failures >= MAX_FAILED_CONNECTS || (forbidden && failures >= MAX_FORBIDDEN_CONNECTS) {
+                        self.hand_over_held(parser).await?;
                         return Ok(FollowEnd::Unreadable(crate::cluster::describe_error(&e)));
                     }
                     tracing::debug!(error = %e, failures, "log connect failed; retrying");
@@ -156,18 +276,42 @@ impl<H: Host> LogFollower<H> {
                     continue;
                 }
             };
-            let Some(clean_eof) = self.read_stream(stream, parser, &mut view).await? else {
+            let Some(read) = self.read_stream(stream, parser, &mut view).await? else {
+                self.hand_over_held(parser).await?;
                 return Ok(FollowEnd::Stopped);
             };
             failures = 0;
-            if clean_eof && before.terminated {
-                return Ok(FollowEnd::Drained);
+            let clean = read.clean;
+            match end_of_log.judge(read, before.terminated, self.sink.cursor.last().is_some()) {
+                Verdict::Drained(last_line) => {
+                    if let Some(raw) = last_line {
+                        // The container's own last line, without a newline.
+                        let mut batch = String::new();
+                        self.admit(Line::parse(crate::lines::strip_cr(&raw)), parser, &mut batch);
+                        if !batch.is_empty() {
+                            self.reporter.log(LogStream::Stdout, batch).await?;
+                        }
+                    }
+                    self.hand_over_held(parser).await?;
+                    return Ok(FollowEnd::Drained);
+                }
+                Verdict::LostAfterLast => {
+                    self.sink.cursor.lost_after_last();
+                    let mut batch = String::new();
+                    self.note_gaps(&mut batch);
+                    self.sink.flush(parser, &mut batch);
+                    self.reporter.log(LogStream::Stdout, batch).await?;
+                    return Ok(FollowEnd::Drained);
+                }
+                Verdict::Again => {}
             }
-            if !clean_eof {
+            if !clean {
                 tracing::debug!(pod = %self.pod, "log stream dropped; resuming from the last line");
             } else if !before.terminated {
                 // A followed stream ends cleanly when the container exits, and
-                // the pod watch says so a moment later. Reconnecting at once
+                // the pod watch says so a moment later — or when the
+                // apiserver's leg to the kubelet broke (it ends our response
+                // cleanly then, possibly in mid-line). Reconnecting at once
                 // would only find the same end again (a request each time);
                 // wait for the watch, then drain once more with follow=false.
                 let _ = tokio::time::timeout(EOF_SETTLE, view.wait_for(|v| v.terminated || v.pod_gone || v.stop)).await;
@@ -175,8 +319,37 @@ impl<H: Host> LogFollower<H> {
         }
     }
 
-    /// Reads one connection. Returns whether it ended in a clean EOF, or
-    /// `None` when told to stop.
+    /// Hands the host the lines held for the glue repair, as they came.
+    async fn hand_over_held(&mut self, parser: &mut TranscriptParser) -> Result<(), HostError> {
+        if self.sink.held() == 0 {
+            return Ok(());
+        }
+        let mut batch = String::new();
+        self.sink.flush(parser, &mut batch);
+        self.reporter.log(LogStream::Stdout, batch).await
+    }
+
+    /// Puts a warning line for each window the cursor found lost onto `batch`,
+    /// where the loss was found in the stream, and keeps it for the result.
+    fn note_gaps(&mut self, batch: &mut String) {
+        for gap in self.sink.cursor.take_gaps() {
+            use std::fmt::Write;
+            let until = match gap.before {
+                Some(b) => format!("before {b}"),
+                None => "up to the container's end".to_owned(),
+            };
+            let _ = writeln!(
+                batch,
+                "[paperclip] Warning: log lines written after {} and {until} may be lost: the kubelet rotated the container's log file before they were read (resultJson.logLinesLost)",
+                gap.after
+            );
+            self.stats.gaps.push(gap);
+        }
+    }
+
+    /// Reads one connection. Returns how it ended, or `None` when told to
+    /// stop. The line left unfinished at the end is returned, never
+    /// delivered here: whether it is whole is for [`EndOfLog`] to judge.
     ///
     /// Reading and the host's `onLog` overlap: one call is in flight while
     /// the next lines are read and parsed into a batch. A batch is handed
@@ -200,8 +373,9 @@ impl<H: Host> LogFollower<H> {
         stream: impl futures::AsyncBufRead + Unpin,
         parser: &mut TranscriptParser,
         view: &mut watch::Receiver<ContainerView>,
-    ) -> Result<Option<bool>, HostError> {
+    ) -> Result<Option<ReadEnd>, HostError> {
         let mut stream = stream;
+        let lines_before = (self.read_lines, self.new_lines);
         let mut assembler = LineAssembler::new();
         let mut batch = Batches::default();
         let reporter = Arc::clone(&self.reporter);
@@ -245,18 +419,19 @@ impl<H: Host> LogFollower<H> {
                 _ = view.wait_for(|v| v.stop) => break None,
             }
         };
-        // A clean EOF ends the last line even without a newline; after a drop
-        // the partial line is discarded — the kubelet sends it again, whole.
-        if end == Some(true) && let Some(line) = assembler.finish() {
-            self.admit(Line { ts: line.ts, bytes: &line.bytes }, parser, &mut batch.filling);
-        }
         if let Some(f) = flight.take() {
             f.await?;
         }
         while let Some(chunk) = batch.next() {
             reporter.log(LogStream::Stdout, chunk).await?;
         }
-        Ok(end)
+        Ok(end.map(|clean| ReadEnd {
+            clean,
+            any_line: self.read_lines > lines_before.0 || assembler.pending() > 0,
+            new_lines: self.new_lines - lines_before.1,
+            caught_up: self.sink.cursor.caught_up(),
+            partial: assembler.take_partial(),
+        }))
     }
 
     /// One read's bytes through the line pipeline into `batch`.
@@ -286,13 +461,25 @@ impl<H: Host> LogFollower<H> {
     }
 
     fn admit(&mut self, line: Line<'_>, parser: &mut TranscriptParser, batch: &mut String) {
-        match self.sink.admit(line, parser, batch) {
+        self.read_lines += 1;
+        let at = batch.len();
+        let admitted = self.sink.admit(line, parser, batch);
+        if admitted != Admit::Replayed {
+            self.new_lines += 1;
+        }
+        if self.sink.cursor.has_gaps() {
+            // Before the line that revealed the gap (rare: a copy is fine).
+            let mut warning = String::new();
+            self.note_gaps(&mut warning);
+            batch.insert_str(at, &warning);
+        }
+        match admitted {
             Admit::Delivered => {
                 self.stats.lines += 1;
                 self.stats.bytes += line.bytes.len() as u64 + 1;
             }
             Admit::Duplicate => self.stats.dropped_duplicates += 1,
-            Admit::Replayed => {}
+            Admit::Replayed | Admit::Held => {}
         }
     }
 }
@@ -369,15 +556,51 @@ pub enum Admit {
     Replayed,
     /// A verbatim repeat the dedup net caught.
     Duplicate,
+    /// Kept back: it may be a stdout line with a stderr line glued into it
+    /// (see [`LineSink`]); it is delivered, repaired or as it came, with a
+    /// later line or at [`LineSink::flush`].
+    Held,
 }
 
+/// The runtime's record size: containerd stores a longer line as `P`
+/// records of exactly this many bytes (`max_container_log_line_size`).
+pub const RECORD_BYTES: usize = 16 << 10;
+
+/// At most this many lines (stderr lines of one burst, then the stdout
+/// line's tail) are held behind a suspected glued line…
+const GLUE_HOLD_LINES: usize = 8;
+/// …and a suspected glued line is only repaired up to this size (each
+/// candidate join is a JSON validation of up to the whole line).
+const GLUE_MAX_BYTES: usize = 4 << 20;
+
 /// What the follower does with every line, the network apart: the resume
-/// cursor, the dedup net, the transcript parser and the batch for onLog.
-/// Public so that `examples/log_pipeline` times exactly this.
+/// cursor, the glue repair, the dedup net, the transcript parser and the
+/// batch for onLog. Public so that `examples/log_pipeline` times exactly this.
+///
+/// **Glued lines.** The kubelet merges stdout and stderr and prints a
+/// timestamp only where its one `isNewLine` flag says a line starts. A
+/// stderr line written while a long stdout line is between two records
+/// therefore ends *inside* that line: `<ts1> <stdout records><stderr
+/// line>\n`, and the stdout line's rest follows as its own `<ts3>
+/// <tail>\n`. `claude` writes stream-json to stdout and leaves its stderr
+/// (and that of MCP servers it starts, which inherit it) on the container's
+/// stderr, so this happens whenever something writes to stderr during a
+/// line over 16 KiB. Such a line starts with `{` and is no JSON; the stdout
+/// part is a whole number of records. A line like that is held; each next
+/// line `M` is tried as the tail: if `head[..k·16 KiB] + M` is a JSON
+/// object (the largest such k), the stderr part (`head[k·16 KiB..]`), the lines held between,
+/// and the joined stdout line are delivered, in that order, and no
+/// fragment reaches the host or the parser. If no join is found within
+/// [`GLUE_HOLD_LINES`], the held lines go on as they came. A runtime with
+/// another record size (CRI-O's conmon splits at its reads) is not
+/// repaired: its lines go on as the kubelet glued them, once each.
 #[derive(Debug, Default)]
 pub struct LineSink {
     pub cursor: ResumeCursor,
     dedup: LineDedup,
+    /// A suspected glued line and the lines read after it, with their
+    /// timestamps (the joined line keeps the head's).
+    held: Vec<Vec<u8>>,
 }
 
 impl LineSink {
@@ -385,35 +608,116 @@ impl LineSink {
         Self::default()
     }
 
-    /// Passes `line` through the cursor and the dedup net; a new line goes to
-    /// `parser` and, with its newline, onto `batch` (invalid UTF-8 as U+FFFD).
+    /// Passes `line` through the cursor, the glue repair and the dedup
+    /// net; a new line goes to `parser` and, with its newline, onto `batch`
+    /// (invalid UTF-8 as U+FFFD).
     pub fn admit(&mut self, line: Line<'_>, parser: &mut TranscriptParser, batch: &mut String) -> Admit {
         if !self.cursor.admit_at(line.ts) {
             return Admit::Replayed;
         }
+        self.take(line.bytes, parser, batch)
+    }
+
+    /// A line past the cursor: held behind a suspected glued line, or on.
+    fn take(&mut self, bytes: &[u8], parser: &mut TranscriptParser, batch: &mut String) -> Admit {
+        if self.held.is_empty() {
+            return self.deliver(bytes, true, parser, batch);
+        }
+        self.held.push(bytes.to_vec());
+        self.repair(parser, batch);
+        Admit::Held
+    }
+
+    /// Delivers the held lines as they came (the stream ended, or will be
+    /// resumed elsewhere).
+    pub fn flush(&mut self, parser: &mut TranscriptParser, batch: &mut String) {
+        for l in std::mem::take(&mut self.held) {
+            self.deliver(&l, false, parser, batch);
+        }
+    }
+
+    /// Lines held for the glue repair.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Tries the newest held line as the glued line's tail.
+    fn repair(&mut self, parser: &mut TranscriptParser, batch: &mut String) {
+        let (head, tail) = (&self.held[0], &self.held[self.held.len() - 1]);
+        let mut joined = Vec::new();
+        // Longest stdout part first: a stderr line under 16 KiB leaves
+        // exactly one candidate, and a shorter cut of a JSON string plus the
+        // tail may parse too.
+        let found = (1..=head.len() / RECORD_BYTES).rev().find(|k| {
+            joined.clear();
+            joined.extend_from_slice(&head[..k * RECORD_BYTES]);
+            joined.extend_from_slice(tail);
+            is_json_object(&joined)
+        });
+        if let Some(k) = found {
+            let held = std::mem::take(&mut self.held);
+            let stderr = &held[0][k * RECORD_BYTES..];
+            if !stderr.is_empty() {
+                self.deliver(stderr, false, parser, batch);
+            }
+            for l in &held[1..held.len() - 1] {
+                self.deliver(l, false, parser, batch);
+            }
+            self.deliver(&joined, false, parser, batch);
+        } else if self.held.len() > GLUE_HOLD_LINES {
+            // Not a glued line after all: on as it came. The lines after it
+            // may hold one of their own.
+            let held = std::mem::take(&mut self.held);
+            self.deliver(&held[0], false, parser, batch);
+            for l in &held[1..] {
+                self.take(l, parser, batch);
+            }
+        }
+    }
+
+    /// The dedup net, the parser and the batch; `may_hold`: a line that
+    /// looks glued is held instead.
+    fn deliver(&mut self, bytes: &[u8], may_hold: bool, parser: &mut TranscriptParser, batch: &mut String) -> Admit {
+        let suspect = |ok: bool| {
+            may_hold && !ok && bytes.len() > RECORD_BYTES && bytes.len() <= GLUE_MAX_BYTES && bytes.first() == Some(&b'{') && !is_json_object(bytes)
+        };
         // UTF-8 checked once, and the JSON read once, for the dedup net,
         // the parser and the batch.
-        match simdutf8::basic::from_utf8(line.bytes) {
+        match simdutf8::basic::from_utf8(bytes) {
             Ok(text) => {
                 let read = parser.read(text);
+                if suspect(read.is_json_object()) {
+                    self.held.push(bytes.to_vec());
+                    return Admit::Held;
+                }
                 let object = read.is_json_object().then(|| read.trimmed().as_bytes());
-                if !self.dedup.admit_parsed(line.bytes, object) {
+                if !self.dedup.admit_parsed(bytes, object) {
                     return Admit::Duplicate;
                 }
                 parser.apply(read);
                 batch.push_str(text);
             }
             Err(_) => {
-                if !self.dedup.admit(line.bytes) {
+                if suspect(false) {
+                    self.held.push(bytes.to_vec());
+                    return Admit::Held;
+                }
+                if !self.dedup.admit(bytes) {
                     return Admit::Duplicate;
                 }
-                parser.feed(line.bytes);
-                batch.push_str(&String::from_utf8_lossy(line.bytes));
+                parser.feed(bytes);
+                batch.push_str(&String::from_utf8_lossy(bytes));
             }
         }
         batch.push('\n');
         Admit::Delivered
     }
+}
+
+/// One JSON object, nothing else (whitespace aside).
+fn is_json_object(bytes: &[u8]) -> bool {
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace());
+    start.is_some_and(|i| bytes[i] == b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
 }
 
 #[cfg(test)]
@@ -470,6 +774,340 @@ mod tests {
         assert_eq!(sink.admit(Line { ts: at("2026-11-23T10:00:01Z"), bytes: line }, &mut parser, &mut batch), Admit::Replayed);
         assert_eq!(sink.admit(Line { ts: at("2026-11-23T10:00:02Z"), bytes: line }, &mut parser, &mut batch), Admit::Duplicate);
         assert_eq!(batch, "{\"type\":\"user\"}\n");
+    }
+
+    /// The whole line path against a model of the kubelet, read from
+    /// `k8s.io/cri-client@v0.37.2/pkg/logs` (`ReadLogs`, `logWriter.write`)
+    /// and containerd's record writer: records of at most [`RECORD_BYTES`]
+    /// with their own timestamps, one prefix per logical line, `sinceTime`
+    /// per record, one `isNewLine` flag for both streams; every connection
+    /// cut anywhere (cleanly, as kube-apiserver ends a response whose
+    /// kubelet leg broke, or with an error), before and after the
+    /// container's end, read in chunks of any size.
+    mod kubelet {
+        use std::io;
+        use std::sync::Mutex;
+
+        use k8s_openapi::jiff::Timestamp;
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// One record of the container's log file.
+        #[derive(Debug, Clone)]
+        pub struct Rec {
+            pub ts: Timestamp,
+            pub full: bool,
+            pub content: Vec<u8>,
+        }
+
+        /// What the kubelet sends for `timestamps=true`, both streams into
+        /// one writer: `ReadLogs`' loop with `logWriter.write`.
+        pub fn read_logs(recs: &[Rec], since: Option<Timestamp>) -> Vec<u8> {
+            let mut out = Vec::new();
+            let mut new_line = true;
+            for r in recs {
+                // write(): records older than since are skipped…
+                if since.is_none_or(|s| r.ts >= s) {
+                    if new_line {
+                        out.extend_from_slice(format!("{:.9} ", r.ts).as_bytes());
+                    }
+                    out.extend_from_slice(&r.content);
+                    if r.full {
+                        out.push(b'\n');
+                    }
+                }
+                // …but isNewLine follows every record, of either stream.
+                new_line = r.full;
+            }
+            out
+        }
+
+        /// The container's output: stdout JSON lines (some over a record),
+        /// stderr text lines written in bursts between any two records —
+        /// also between two records of one stdout line, at one place per
+        /// line — and perhaps a last stdout line without a newline.
+        #[derive(Debug, Clone)]
+        pub struct Output {
+            pub recs: Vec<Rec>,
+            /// The logical lines in the order they were completed.
+            pub lines: Vec<Vec<u8>>,
+        }
+
+        pub fn stdout_line(i: usize, len: usize) -> Vec<u8> {
+            let head = format!("{{\"type\":\"assistant\",\"n\":{i},\"pad\":\"");
+            let mut l = head.into_bytes();
+            let mut k = 0;
+            while l.len() + 2 < len {
+                // Multi-byte text, so that cuts and records split characters.
+                l.extend_from_slice(if k % 7 == 0 { "é".as_bytes() } else { b"x" });
+                k += 1;
+            }
+            l.extend_from_slice(b"\"}");
+            l
+        }
+
+        /// `plan`: per stdout line, its length, a stderr burst (how many
+        /// lines, and where: 0 = before the line, r = after its record r)
+        /// and the time steps. `open_end`: the last line has no newline.
+        pub fn output(plan: &[(usize, usize, usize)], steps: &[i64], open_end: bool) -> Output {
+            let mut recs = Vec::new();
+            let mut lines = Vec::new();
+            let mut t = Timestamp::from_second(1_790_000_000).unwrap();
+            let mut step = steps.iter().cycle();
+            let mut push = |recs: &mut Vec<Rec>, full: bool, content: &[u8]| {
+                t = t.checked_add(k8s_openapi::jiff::SignedDuration::from_nanos(*step.next().unwrap_or(&1))).unwrap();
+                recs.push(Rec { ts: t, full, content: content.to_vec() });
+            };
+            let mut err_no = 0;
+            for (i, &(len, burst, at)) in plan.iter().enumerate() {
+                let line = stdout_line(i, len);
+                let parts: Vec<&[u8]> = line.chunks(RECORD_BYTES).collect();
+                let at = at % (parts.len() + 1);
+                let last = i + 1 == plan.len();
+                for (r, part) in parts.iter().enumerate() {
+                    if r == at {
+                        for _ in 0..burst {
+                            let e = format!("warning {err_no}: é stderr").into_bytes();
+                            err_no += 1;
+                            push(&mut recs, true, &e);
+                            lines.push(e);
+                        }
+                    }
+                    let full = r + 1 == parts.len() && !(last && open_end);
+                    push(&mut recs, full, part);
+                }
+                lines.push(line);
+            }
+            Output { recs, lines }
+        }
+
+        /// How each connection ends: after this share of what it would
+        /// send, cleanly or with an error; `None`: it runs to its end.
+        pub type Cut = (f64, bool);
+
+        /// The kubelet behind the apiserver: the file grows by `grow`
+        /// records per connection while the container runs; connections
+        /// are cut as `cuts` says (then no more), read in `chunks`.
+        pub struct Kubelet {
+            pub out: Output,
+            pub visible: usize,
+            pub grow: Vec<usize>,
+            pub cuts: Vec<Cut>,
+            pub chunks: Vec<usize>,
+            pub n: usize,
+            pub view: watch::Sender<ContainerView>,
+            /// From this connection on, the file holds records from this
+            /// one on (the kubelet rotated the rest away; a new request
+            /// reads only the current file).
+            pub rotated: Option<(usize, usize)>,
+        }
+
+        type Reads = futures::stream::IntoAsyncRead<futures::stream::Iter<std::vec::IntoIter<io::Result<Vec<u8>>>>>;
+
+        impl LogSource for Kubelet {
+            type Stream = Reads;
+            async fn open(&mut self, params: &LogParams) -> Result<Reads, kube::Error> {
+                use futures::TryStreamExt;
+                let total = self.out.recs.len();
+                let cut = (self.n < self.cuts.len()).then(|| self.cuts[self.n]);
+                if params.follow {
+                    self.visible = (self.visible + self.grow.get(self.n).copied().unwrap_or(total)).min(total);
+                    if cut.is_none() {
+                        self.visible = total;
+                    }
+                } else {
+                    assert_eq!(self.visible, total, "a drain only after the end");
+                }
+                let first = self.rotated.filter(|(from, _)| self.n >= *from).map_or(0, |(_, rec)| rec.min(self.visible));
+                self.n += 1;
+                let all = read_logs(&self.out.recs[first..self.visible], params.since_time);
+                let mut items = Vec::new();
+                let end = match cut {
+                    // A clean cut shows at least a byte: three empty answers
+                    // in a row after the end are taken for a rotated file.
+                    Some((share, false)) => (1 + (share * all.len() as f64) as usize).min(all.len()),
+                    Some((share, true)) => (share * all.len() as f64) as usize,
+                    None => all.len(),
+                };
+                let mut rest = &all[..end];
+                let mut sizes = self.chunks.iter().cycle().skip(self.n);
+                while !rest.is_empty() {
+                    let k = (*sizes.next().unwrap_or(&1)).clamp(1, rest.len());
+                    items.push(Ok(rest[..k].to_vec()));
+                    rest = &rest[k..];
+                }
+                if let Some((_, true)) = cut {
+                    items.push(Err(io::Error::new(io::ErrorKind::ConnectionReset, "leg broke")));
+                }
+                if params.follow && self.visible == total && (cut.is_none() || end == all.len()) {
+                    // The container ended while this read was open; the
+                    // watch says so a moment later.
+                    self.view.send_modify(|v| v.terminated = true);
+                }
+                Ok(futures::stream::iter(items).into_async_read())
+            }
+        }
+
+        struct Collect(Mutex<String>);
+        impl Host for Collect {
+            async fn on_log(&self, _stream: LogStream, chunk: String) -> Result<(), HostError> {
+                self.0.lock().unwrap().push_str(&chunk);
+                Ok(())
+            }
+            async fn on_meta(&self, _meta: serde_json::Value) -> Result<(), HostError> {
+                Ok(())
+            }
+        }
+
+        /// Runs the follower over `kubelet`; what the host got.
+        pub fn follow(mut kubelet: Kubelet) -> (String, FollowEnd, FollowStats) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+            rt.block_on(async move {
+                let host = Arc::new(Collect(Mutex::default()));
+                let client = kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
+                let mut f = LogFollower::new(Api::namespaced(client, "ns"), "pod".into(), Arc::new(Reporter::new(host.clone())));
+                let view = kubelet.view.subscribe();
+                kubelet.view.send_modify(|v| v.started = true);
+                let mut parser = TranscriptParser::new("m");
+                let end = f.run_from(&mut kubelet, &mut parser, view).await.unwrap();
+                let got = host.0.lock().unwrap().clone();
+                (got, end, f.stats.clone())
+            })
+        }
+
+        fn want(out: &Output) -> String {
+            out.lines.iter().map(|l| format!("{}\n", String::from_utf8_lossy(l))).collect()
+        }
+
+        fn kubelet(out: Output, grow: Vec<usize>, cuts: Vec<Cut>, chunks: Vec<usize>) -> Kubelet {
+            Kubelet { out, visible: 0, grow, cuts, chunks, n: 0, view: watch::channel(ContainerView::default()).0, rotated: None }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+            /// Lines delivered == lines written, in order, once, whatever
+            /// the cuts, the chunking and the record layout.
+            #[test]
+            fn every_line_once_in_order(
+                plan in proptest::collection::vec((prop_oneof![3 => 20usize..300, 1 => 16_000usize..50_000], prop_oneof![3 => Just(0usize), 1 => 1usize..4], 0usize..4), 1..10),
+                steps in proptest::collection::vec(prop_oneof![Just(0i64), Just(1), Just(700_000), Just(400_000_000), Just(1_300_000_000)], 1..6),
+                open_end in any::<bool>(),
+                grow in proptest::collection::vec(0usize..6, 0..12),
+                cuts in proptest::collection::vec((0.0f64..1.0, any::<bool>()), 0..12),
+                chunks in proptest::collection::vec(prop_oneof![1usize..40, 1000usize..70_000], 1..8),
+            ) {
+                let out = output(&plan, &steps, open_end);
+                let want = want(&out);
+                let (got, end, stats) = follow(kubelet(out, grow, cuts, chunks));
+                prop_assert_eq!(end, FollowEnd::Drained);
+                prop_assert!(stats.gaps.is_empty());
+                prop_assert!(got == want, "got {} bytes, want {}\n{}", got.len(), want.len(), first_difference(&got, &want));
+            }
+        }
+
+        pub fn first_difference(a: &str, b: &str) -> String {
+            let (a, b) = (a.as_bytes(), b.as_bytes());
+            let i = a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+            let show = |s: &[u8]| String::from_utf8_lossy(&s[i.saturating_sub(60)..(i + 60).min(s.len())]).into_owned();
+            format!("at byte {i}: got …{}… want …{}…", show(a), show(b))
+        }
+
+        /// The issue's measurement, as a case: a followed stream ends
+        /// cleanly in the middle of a line while the container runs on.
+        #[test]
+        fn a_clean_end_in_mid_line_is_not_a_line() {
+            let out = output(&[(100, 0, 0), (100, 0, 0), (100, 0, 0)], &[1_000], false);
+            let want = want(&out);
+            let all = read_logs(&out.recs, None);
+            // The first connection ends cleanly in the second line.
+            let share = (out.lines[0].len() + 60) as f64 / all.len() as f64;
+            let (got, end, stats) = follow(kubelet(out, vec![3], vec![(share, false)], vec![4096]));
+            assert_eq!(end, FollowEnd::Drained);
+            assert_eq!(got, want);
+            assert_eq!(stats.lines, 3);
+        }
+
+        /// A drain after the end is cut in the last line, which has no
+        /// newline: it is delivered once an end is read twice.
+        #[test]
+        fn the_last_line_without_a_newline_is_delivered_once_confirmed() {
+            let out = output(&[(100, 0, 0), (100, 0, 0)], &[1_000], true);
+            let want = want(&out);
+            let (got, end, _) = follow(kubelet(out, vec![2], vec![(0.9, false), (0.8, false)], vec![4096]));
+            assert_eq!(end, FollowEnd::Drained);
+            assert_eq!(got, want);
+        }
+
+        /// sinceTime inside a long line: the tail comes without a timestamp.
+        #[test]
+        fn a_resume_inside_a_long_line_drops_its_headless_tail() {
+            // Line 0 at 1.3 s; line 1's records at 2.6, 4.1 and 4.15 s; line 2
+            // at 4.2 s. The drain after the end asks for sinceTime 4 s: the
+            // kubelet sends line 1 from its second record on, headless.
+            let steps = [1_300_000_000, 1_300_000_000, 1_500_000_000, 50_000_000, 50_000_000];
+            let out = output(&[(100, 0, 0), (40_000, 0, 0), (100, 0, 0)], &steps, false);
+            let since = Some(Timestamp::from_second(1_790_000_004).unwrap());
+            assert!(!read_logs(&out.recs, since).starts_with(b"2026"), "the drain starts headless");
+            let want = want(&out);
+            let (got, end, stats) = follow(kubelet(out, vec![5], vec![], vec![65_536]));
+            assert_eq!((end, stats.connections), (FollowEnd::Drained, 2));
+            assert!(got == want, "{}", first_difference(&got, &want));
+        }
+
+        /// A stream dropped behind a rotation: the lines only the rotated
+        /// file held are named as lost, the rest delivered once.
+        #[test]
+        fn lines_rotated_away_are_reported_lost_with_their_window() {
+            let out = output(&[(100, 0, 0); 6], &[300_000_000], false);
+            let ts = |i: usize| out.recs[i].ts;
+            let (after, before) = (ts(1), ts(3));
+            let all = read_logs(&out.recs, None);
+            let two = all.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(1).unwrap().0 + 1;
+            // Connection 1 breaks after line 1 (and 40 bytes into line 2);
+            // by connection 2 the current file starts at line 3.
+            let mut k = kubelet(out.clone(), vec![6], vec![((two + 40) as f64 / all.len() as f64, true)], vec![4096]);
+            k.rotated = Some((1, 3));
+            let (got, end, stats) = follow(k);
+            assert_eq!(end, FollowEnd::Drained);
+            assert_eq!(stats.gaps, [LogGap { after, before: Some(before) }]);
+            let line = |i: usize| format!("{}\n", String::from_utf8_lossy(&out.lines[i]));
+            let warning = format!(
+                "[paperclip] Warning: log lines written after {after} and before {before} may be lost: the kubelet rotated the container's log file before they were read (resultJson.logLinesLost)\n"
+            );
+            assert_eq!(got, [line(0), line(1), warning, line(3), line(4), line(5)].concat());
+        }
+
+        /// The container ended and its current file is empty: what followed
+        /// the last delivered line is reported lost, up to the end.
+        #[test]
+        fn an_empty_current_file_after_the_end_is_reported_lost() {
+            let out = output(&[(100, 0, 0); 3], &[300_000_000], false);
+            let after = out.recs[1].ts;
+            let all = read_logs(&out.recs, None);
+            let two = all.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(1).unwrap().0 + 1;
+            let mut k = kubelet(out.clone(), vec![3], vec![(two as f64 / all.len() as f64, true)], vec![4096]);
+            k.rotated = Some((1, 3));
+            let (got, end, stats) = follow(k);
+            assert_eq!(end, FollowEnd::Drained);
+            assert_eq!(stats.gaps, [LogGap { after, before: None }]);
+            assert!(got.ends_with("may be lost: the kubelet rotated the container's log file before they were read (resultJson.logLinesLost)\n"), "{got}");
+            assert!(got.contains("after 2026") || got.contains(&format!("after {after} and up to the container's end")), "{got}");
+            assert_eq!(stats.connections, 1 + 1 + EMPTY_DRAINS, "the followed read, the one that saw the end, then the empty drains");
+        }
+
+        /// A stderr line written between two records of a long stdout line.
+        #[test]
+        fn a_stderr_line_glued_into_a_long_stdout_line_is_taken_apart() {
+            let out = output(&[(40_000, 1, 2), (100, 0, 0)], &[1_000], false);
+            let glued = read_logs(&out.recs, None);
+            // `<ts> <32 KiB of the stdout line>warning 0: é stderr\n<ts> <its tail>\n…`
+            assert!(glued[31 + 2 * RECORD_BYTES..].starts_with(b"warning 0"));
+            let want = want(&out);
+            let (got, _, _) = follow(kubelet(out, vec![], vec![], vec![65_536]));
+            assert!(got == want, "{}", first_difference(&got, &want));
+            assert!(want.starts_with("warning 0"), "the stderr line completed first");
+        }
     }
 
     /// How `read_stream` hands a stream to the host, on tokio's paused clock.
@@ -562,7 +1200,7 @@ mod tests {
             let (_vtx, mut view) = watch::channel(ContainerView::default());
             let mut parser = TranscriptParser::new("m");
             let end = follower.read_stream(rx.into_async_read(), &mut parser, &mut view).await.unwrap();
-            assert_eq!(end, Some(true));
+            assert!(end.is_some_and(|e| e.clean && e.partial.is_empty()));
             let calls = calls(&host);
             // The first line waited HOLD for company, in vain; the nine read
             // during its call went over together, when it returned.
@@ -690,7 +1328,9 @@ mod tests {
             let (_vtx, mut view) = watch::channel(ContainerView::default());
             let mut parser = TranscriptParser::new("m");
             let end = follower.read_stream(rx.into_async_read(), &mut parser, &mut view).await.unwrap();
-            assert_eq!(end, Some(false));
+            let end = end.unwrap();
+            assert!(!end.clean);
+            assert_eq!(end.partial.len(), 20, "the unfinished line is handed back, not delivered");
             assert_eq!(joined(&calls(&host)), want(0..1));
         }
     }

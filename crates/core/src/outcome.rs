@@ -102,6 +102,56 @@ pub struct PodTermination {
     pub reason: Option<String>,
     pub message: Option<String>,
     pub signal: Option<i32>,
+    /// The container's memory limit (from the pod spec), for the OOM warning.
+    pub memory_limit: Option<String>,
+}
+
+impl PodTermination {
+    /// The kernel's OOM killer killed a process in the container, but not
+    /// `claude` itself: the container exited on its own (0, or 1 from
+    /// claude's own failure) with the runtime's `OOMKilled` reason (cgroup
+    /// v1 reports any OOM kill in the cgroup that way; a build or test
+    /// runner the agent started, say). The turn's result stands; the run
+    /// carries a warning. `claude` killed shows as 137 (SIGKILL).
+    pub fn oom_killed_a_child(&self) -> bool {
+        self.reason.as_deref() == Some("OOMKilled") && self.exit_code.is_some_and(|c| c != 137) && self.signal.is_none()
+    }
+
+    /// The warning of [`Self::oom_killed_a_child`].
+    pub fn oom_warning(&self) -> Option<String> {
+        self.oom_killed_a_child().then(|| {
+            let limit = self.memory_limit.as_deref().map(|l| format!("memory limit {l}")).unwrap_or_else(|| "no memory limit set on the container".into());
+            format!(
+                "Warning: a process in the pod was OOM-killed ({limit}); claude itself exited with code {} — its result stands, but work it started may be incomplete",
+                self.exit_code.unwrap_or(-1)
+            )
+        })
+    }
+}
+
+/// Adds what the run must not pass over silently to `resultJson`: lines
+/// lost to log rotation (`logLinesLost`) and a process OOM-killed beside
+/// claude (`podOomKilled`).
+pub fn annotate(result: &mut RunResult, lost: &[crate::lines::LogGap], pod: Option<&PodTermination>) {
+    let oom = pod.filter(|p| p.oom_killed_a_child());
+    if lost.is_empty() && oom.is_none() {
+        return;
+    }
+    let rj = result.result_json.get_or_insert_with(|| json!({}));
+    let Some(obj) = rj.as_object_mut() else { return };
+    if !lost.is_empty() {
+        let windows: Vec<Value> = lost
+            .iter()
+            .map(|g| json!({"after": g.after.to_string(), "before": g.before.map(|b| b.to_string()), "cause": "log_rotation"}))
+            .collect();
+        obj.insert("logLinesLost".into(), Value::Array(windows));
+    }
+    if let Some(p) = oom {
+        obj.insert(
+            "podOomKilled".into(),
+            json!({"reason": "OOMKilled", "claudeExitCode": p.exit_code, "memoryLimit": p.memory_limit, "message": p.oom_warning()}),
+        );
+    }
 }
 
 impl PodTermination {
@@ -111,6 +161,7 @@ impl PodTermination {
             reason: t.reason.clone().filter(|r| !r.is_empty()),
             message: t.message.as_deref().map(str::trim).filter(|m| !m.is_empty()).map(str::to_owned),
             signal: t.signal.filter(|s| *s != 0),
+            memory_limit: None,
         }
     }
 }
@@ -265,6 +316,26 @@ fn pod_suffix(pod: Option<&PodTermination>) -> String {
     if parts.is_empty() { String::new() } else { format!(" [pod: {}]", parts.join(", ")) }
 }
 
+/// The message of a run whose `result` event arrived but whose exit code is
+/// not 0. 0.1.54 said `describeClaudeFailure(result)`, which for a result
+/// that reports success read "Claude run failed: subtype=success: <answer>"
+/// — and never named the kill. Seen on a real node: claude OOM-killed (137)
+/// after writing its result, while flushing its session. So a successful
+/// result followed by a non-zero exit says what happened, and claude killed
+/// (137) adds the pod's state either way. (`OOMKilled` with claude's own exit
+/// code is a child's death: `annotate` warns of it, the message stays.)
+fn failed_with_result_message(parsed: &Map<String, Value>, exit: Option<i32>, is_error: bool, pod: Option<&PodTermination>) -> String {
+    let code = exit.unwrap_or(-1);
+    let reported_success = !is_error && parsed.get("subtype").and_then(Value::as_str) == Some("success");
+    let base = if reported_success {
+        format!("Claude exited with code {code} after reporting success")
+    } else {
+        describe_claude_failure(parsed).unwrap_or_else(|| format!("Claude exited with code {code}"))
+    };
+    let killed = pod.is_some_and(|p| p.exit_code == Some(137));
+    if killed { format!("{base}{}", pod_suffix(pod)) } else { base }
+}
+
 /// `buildPartialRunError`: no result event, no error code.
 pub fn build_partial_run_error(exit: Option<i32>, model: &str, t: &Transcript, pod: Option<&PodTermination>) -> String {
     let code = exit.unwrap_or(-1);
@@ -402,9 +473,7 @@ pub fn map_outcome(f: &RunFacts, t: &Transcript, pod: Option<&PodTermination>) -
         exit_code: exit,
         signal: None,
         timed_out: false,
-        error_message: failed.then(|| {
-            describe_claude_failure(parsed).unwrap_or_else(|| format!("Claude exited with code {}", exit.unwrap_or(-1)))
-        }),
+        error_message: failed.then(|| failed_with_result_message(parsed, exit, is_error, pod)),
         error_code: None,
         usage: Some(t.usage.unwrap_or_default()),
         session_display_id: session_id.clone(),

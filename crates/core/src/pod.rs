@@ -153,6 +153,12 @@ pub fn claude_terminated(pod: &Pod) -> Option<&k8s_openapi::api::core::v1::Conta
     claude_status(pod).and_then(|cs| cs.state.as_ref()).and_then(|s| s.terminated.as_ref())
 }
 
+/// The `claude` container's memory limit, as the pod spec gives it (`8Gi`).
+pub fn claude_memory_limit(pod: &Pod) -> Option<String> {
+    let c = pod.spec.as_ref()?.containers.iter().find(|c| c.name == CLAUDE_CONTAINER)?;
+    c.resources.as_ref()?.limits.as_ref()?.get("memory").map(|q| q.0.clone())
+}
+
 /// The `claude` container's status.
 pub fn claude_status(pod: &Pod) -> Option<&ContainerStatus> {
     pod.status.as_ref()?.container_statuses.as_ref()?.iter().find(|cs| cs.name == CLAUDE_CONTAINER)

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{DeleteParams, LogParams, PostParams, PropagationPolicy};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
@@ -86,7 +86,8 @@ fn probe_job(
     self_pod: Option<&SelfPod>,
     env: &HostEnv,
     namespace: &str,
-) -> Result<(Job, String), String> {
+    sources: Option<&crate::selfpod::SourceKeys>,
+) -> Result<(Job, String, Option<Secret>), String> {
     let run_id = format!("probe-{}", k8s_openapi::jiff::Timestamp::now().as_millisecond());
     let rc = crate::ctx::RunContext::from_json(&json!({
         "runId": run_id,
@@ -104,9 +105,10 @@ fn probe_job(
     cfg.ttl_seconds_after_finished = 60;
     cfg.enable_rtk = false;
     cfg.mcp_servers.clear();
-    let input = crate::job::JobInput { ctx: &rc, config: &cfg, self_pod, bundle: None, env, namespace, instructions: None };
+    let input = crate::job::JobInput { ctx: &rc, config: &cfg, self_pod, bundle: None, env, namespace, instructions: None, sources };
     let plan = crate::job::build_job(&input).map_err(|e| e.to_string())?;
     let mut job = plan.job;
+    let secret = plan.prompt_secret;
     let name = plan.job_name.clone();
     let labels = job.metadata.labels.get_or_insert_default();
     labels.insert("paperclip.io/probe".into(), "environment".into());
@@ -119,7 +121,7 @@ fn probe_job(
     if let Some(meta) = job.spec.as_mut().and_then(|s| s.template.metadata.as_mut()) {
         meta.labels.get_or_insert_default().insert("paperclip.io/probe".into(), "environment".into());
     }
-    Ok((job, name))
+    Ok((job, name, secret))
 }
 
 /// How the probe pod ended.
@@ -268,7 +270,18 @@ pub async fn run(
     env: &HostEnv,
     namespace: &str,
 ) -> Vec<Check> {
-    let (job, name) = match probe_job(probe, company_id, config, self_pod, env, namespace) {
+    let inherit_everything = config.get("inheritServerSecrets").and_then(Value::as_bool).unwrap_or(false);
+    let sources = match self_pod {
+        Some(p) if !inherit_everything => {
+            let mut keys = crate::selfpod::read_source_keys(client, namespace, p).await;
+            if p.pvc_claim_name.is_some() {
+                keys.server_state = crate::withhold::server_state(env);
+            }
+            Some(keys)
+        }
+        _ => None,
+    };
+    let (job, name, secret) = match probe_job(probe, company_id, config, self_pod, env, namespace, sources.as_ref()) {
         Ok(j) => j,
         Err(e) => return vec![check("claude_probe_not_built", "error", format!("The probe Job could not be built: {e}"), None)],
     };
@@ -276,7 +289,26 @@ pub async fn run(
     let budget = job.spec.as_ref().and_then(|s| s.active_deadline_seconds).unwrap_or(DEFAULT_TIMEOUT_SEC) as u64;
     let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    // The probe's prompt and the token-shaped values travel as a run's do: in its Secret.
+    let secret_name = secret.as_ref().and_then(|s| s.metadata.name.clone());
+    if let Some(s) = &secret
+        && let Err(e) = secrets.create(&PostParams::default(), s).await
+    {
+        return vec![check(
+            "claude_probe_job_create_failed",
+            "error",
+            format!("The probe's Secret could not be created in {namespace}: {}", describe_error(&e)),
+            Some("Runs create the same Secret: fix this first (RBAC: create secrets)."),
+        )];
+    }
+    let delete_secret = || async {
+        if let Some(n) = &secret_name {
+            let _ = secrets.delete(n, &DeleteParams::default()).await;
+        }
+    };
     if let Err(e) = jobs.create(&PostParams::default(), &job).await {
+        delete_secret().await;
         return vec![check(
             "claude_probe_job_create_failed",
             "error",
@@ -316,6 +348,7 @@ pub async fn run(
     {
         checks.push(check("claude_probe_cleanup_failed", "warn", format!("The probe Job {name} could not be deleted: {}", describe_error(&e)), None));
     }
+    delete_secret().await;
     checks
 }
 

@@ -5,10 +5,10 @@
 //! No self pod (no `HOSTNAME`, or no such pod in the namespace) is not an
 //! error: the Job is then built from config alone (off-cluster mode).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{LazyLock, Mutex};
 
-use k8s_openapi::api::core::v1::{EnvFromSource, EnvVar, LocalObjectReference, Pod, PodDNSConfig};
+use k8s_openapi::api::core::v1::{ConfigMap, EnvFromSource, EnvVar, LocalObjectReference, Pod, PodDNSConfig, Secret};
 use kube::{Api, Client};
 
 use crate::config::HostEnv;
@@ -83,6 +83,12 @@ impl SelfPod {
             .map(|p| p.claim_name.clone());
         let secret_volumes = mounts
             .iter()
+            // The server's own ServiceAccount token, where the cluster still
+            // mounts it as a Secret volume (`<account>-token-xxxxx`, before
+            // 1.22's projected tokens): it carries the adapter's RBAC — jobs,
+            // secrets, pods/log. Never the agent's; the Job pod's own token is
+            // `automountServiceAccountToken`'s (and `serviceAccountName`'s) call.
+            .filter(|m| !is_service_account_mount(&m.mount_path))
             .filter_map(|m| {
                 let v = volumes.iter().find(|v| v.name == m.name)?;
                 let s = v.secret.as_ref()?;
@@ -142,6 +148,83 @@ pub async fn discover(client: &Client, env: &HostEnv) -> Result<Option<SelfPod>,
     }
 }
 
+/// Where the kubelet mounts a pod's ServiceAccount token (and what lies under it).
+fn is_service_account_mount(path: &str) -> bool {
+    let p = path.trim_end_matches('/');
+    ["/var/run/secrets/kubernetes.io", "/run/secrets/kubernetes.io"].iter().any(|d| p == *d || p.starts_with(&format!("{d}/")))
+}
+
+/// The keys behind the self pod's `envFrom` sources and secret volumes, read
+/// for each run in the Job's namespace (what its pod would resolve), so that
+/// a server secret among them can be held back key by key. Keys only: the
+/// values are dropped as soon as the object is read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceKeys {
+    /// One per `envFrom` entry, in order: its keys, or why they could not be read.
+    pub env_from: Vec<Result<Vec<String>, String>>,
+    /// Per secret volume name: the Secret's keys, or why they could not be read.
+    pub volumes: BTreeMap<String, Result<Vec<String>, String>>,
+    /// The server's state on the inherited PVC, to be hidden from the agent
+    /// ([`crate::withhold::server_state`], read from the host's side of the volume).
+    pub server_state: crate::withhold::ServerState,
+}
+
+fn keys_of_secret(s: Secret) -> Vec<String> {
+    let mut keys: Vec<String> = s.data.unwrap_or_default().into_keys().collect();
+    keys.extend(s.string_data.unwrap_or_default().into_keys());
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+fn keys_of_config_map(m: ConfigMap) -> Vec<String> {
+    let mut keys: Vec<String> = m.data.unwrap_or_default().into_keys().collect();
+    keys.extend(m.binary_data.unwrap_or_default().into_keys());
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Reads [`SourceKeys`]. A source that is missing and optional has no keys;
+/// one that cannot be read (missing and required, forbidden, …) says why,
+/// and the Job gets none of it.
+pub async fn read_source_keys(client: &Client, namespace: &str, pod: &SelfPod) -> SourceKeys {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let why = |kind: &str, name: &str, e: &kube::Error| format!("{kind} {name}: {}", crate::cluster::describe_error(e));
+    let mut out = SourceKeys::default();
+    for ef in &pod.inherited_env_from {
+        let read = if let Some(r) = &ef.secret_ref {
+            match secrets.get_opt(&r.name).await {
+                Ok(Some(s)) => Ok(keys_of_secret(s)),
+                Ok(None) if r.optional == Some(true) => Ok(Vec::new()),
+                Ok(None) => Err(format!("Secret {} not found", r.name)),
+                Err(e) => Err(why("Secret", &r.name, &e)),
+            }
+        } else if let Some(r) = &ef.config_map_ref {
+            match maps.get_opt(&r.name).await {
+                Ok(Some(m)) => Ok(keys_of_config_map(m)),
+                Ok(None) if r.optional == Some(true) => Ok(Vec::new()),
+                Ok(None) => Err(format!("ConfigMap {} not found", r.name)),
+                Err(e) => Err(why("ConfigMap", &r.name, &e)),
+            }
+        } else {
+            Ok(Vec::new())
+        };
+        out.env_from.push(read);
+    }
+    for sv in &pod.secret_volumes {
+        let read = match secrets.get_opt(&sv.secret_name).await {
+            Ok(Some(s)) => Ok(keys_of_secret(s)),
+            // Mounted `optional: true`, as the Job always has: nothing to mount.
+            Ok(None) => Ok(Vec::new()),
+            Err(e) => Err(why("Secret", &sv.secret_name, &e)),
+        };
+        out.volumes.insert(sv.volume_name.clone(), read);
+    }
+    out
+}
+
 /// `(kubeconfig, HOSTNAME)` → the discovered pod. Only successes are cached
 /// (the original's rule), so a transient failure is retried next run.
 type CacheKey = (String, String);
@@ -177,12 +260,16 @@ mod tests {
                      "envFrom": [{"secretRef": {"name": "paperclip-secrets"}}],
                      "volumeMounts": [{"name": "data", "mountPath": "/paperclip"},
                                       {"name": "creds", "mountPath": "/etc/creds"},
-                                      {"name": "cache", "mountPath": "/cache"}]}
+                                      {"name": "cache", "mountPath": "/cache"},
+                                      // As 1.20's ServiceAccount admission adds it: the server's token.
+                                      {"name": "default-token-hhz54", "readOnly": true,
+                                       "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]}
                 ],
                 "volumes": [
                     {"name": "data", "persistentVolumeClaim": {"claimName": "paperclip-data"}},
                     {"name": "creds", "secret": {"secretName": "creds-secret", "defaultMode": 256}},
-                    {"name": "cache", "emptyDir": {}}
+                    {"name": "cache", "emptyDir": {}},
+                    {"name": "default-token-hhz54", "secret": {"secretName": "default-token-hhz54", "defaultMode": 420}}
                 ]
             }
         }))
@@ -206,9 +293,20 @@ mod tests {
                 default_mode: Some(256)
             }]
         );
+        // (the server's ServiceAccount token volume is not among them)
         assert_eq!(p.inherited_env, vec![("A".to_owned(), "1".to_owned())]);
         assert_eq!(p.inherited_env_value_from.len(), 1);
         assert_eq!(p.inherited_env_from.len(), 1);
+    }
+
+    #[test]
+    fn the_service_account_directory_is_never_inherited() {
+        for p in ["/var/run/secrets/kubernetes.io/serviceaccount", "/run/secrets/kubernetes.io/serviceaccount/", "/var/run/secrets/kubernetes.io"] {
+            assert!(is_service_account_mount(p), "{p}");
+        }
+        for p in ["/var/run/secrets/other", "/var/run/secrets/kubernetes.iox", "/etc/creds"] {
+            assert!(!is_service_account_mount(p), "{p}");
+        }
     }
 
     #[test]

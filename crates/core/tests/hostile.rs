@@ -89,7 +89,7 @@ proptest! {
         let rc = ctx_with(config, agent_id, context);
         let Ok(cfg) = AdapterConfig::from_ctx(&rc) else { return Ok(()) };
         let env = HostEnv::from_pairs([]);
-        let input = JobInput { ctx: &rc, config: &cfg, self_pod: None, bundle: None, env: &env, namespace: "ns", instructions: None };
+        let input = JobInput { ctx: &rc, config: &cfg, self_pod: None, bundle: None, env: &env, namespace: "ns", instructions: None, sources: None };
         match build_job(&input) {
             Ok(plan) => {
                 let name = plan.job.metadata.name.clone().unwrap_or_default();

@@ -1,8 +1,12 @@
 //! The kubelet's log endpoint, over HTTPS with a self-signed certificate (the
 //! apiserver does not verify it): `GET /containerLogs/{ns}/{pod}/{container}`
 //! honouring `follow`, `timestamps`, `sinceTime`, `sinceSeconds`, `tailLines`
-//! and `limitBytes`. A followed stream ends when the container has exited and
-//! its file is drained — or earlier, when a `cut-logs` fault says so.
+//! and `limitBytes`, as `ReadLogs` (`k8s.io/cri-client@v0.37.2/pkg/logs`)
+//! does: one timestamp per logical line (see [`Writer`]), `sinceTime` per
+//! record, and a request reads the current file only; a followed read goes
+//! on into the new file after a rotation. A followed stream ends when the
+//! container has exited and its file is drained — or earlier, when a
+//! `cut-logs` fault says so (then cleanly, possibly in mid-line).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -17,7 +21,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncBufReadExt, AsyncSeekExt, BufReader};
 use tokio::net::TcpListener;
 
-use crate::logfile::{LogQuery, count_records, parse_record, render};
+use crate::logfile::{LogQuery, Writer, count_records, parse_record};
 use crate::runner::NodeState;
 
 type Body = BoxBody<Bytes, std::io::Error>;
@@ -102,23 +106,30 @@ async fn stream_log(
     cut: crate::control::Cut,
     tx: tokio::sync::mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>,
 ) -> Result<(), ()> {
+    let mut generation = log.generation();
     let file = tokio::fs::File::open(&log.path).await.map_err(|_| ())?;
     let skip = match q.tail_lines {
         Some(n) => count_records(&log.path).await.saturating_sub(n),
         None => 0,
     };
     let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut writer = Writer::new(q.timestamps, q.since);
     let mut seen = 0u64;
     let mut sent = 0u64;
     let started = Instant::now();
     let mut rec = Vec::new();
     let mut pos = 0u64;
     let mut out = Vec::with_capacity(1 << 16);
+    // A mid-line cut is due: the next record is sent half and the stream ends.
+    let mut cut_next = false;
+    // The file was rotated and has been read to its end once since.
+    let mut old_file_drained = false;
     loop {
         rec.clear();
         // Register for wake-ups before reading, so a write between our EOF and the wait is not missed.
         let notified = log.notify.notified();
         let finished_before = log.finished.load(Ordering::SeqCst);
+        let rotated_before = log.generation() != generation;
         let n = reader.read_until(b'\n', &mut rec).await.map_err(|_| ())?;
         if n > 0 && rec.last() == Some(&b'\n') {
             pos += n as u64;
@@ -127,12 +138,10 @@ async fn stream_log(
                 continue;
             }
             let Some(r) = parse_record(&rec) else { continue };
-            if let Some(s) = q.since
-                && r.ts().is_none_or(|ts| ts < s)
-            {
+            let mut chunk = writer.render(&r);
+            if chunk.is_empty() {
                 continue;
             }
-            let mut chunk = render(&r, q.timestamps);
             if let Some(limit) = q.limit_bytes {
                 let room = limit.saturating_sub(sent) as usize;
                 chunk.truncate(room);
@@ -141,9 +150,13 @@ async fn stream_log(
                 let room = after.saturating_sub(sent) as usize;
                 chunk.truncate(room);
             }
+            let cut_here = cut_next && chunk.len() >= 2;
+            if cut_here {
+                chunk.truncate(chunk.len() / 2);
+            }
             sent += chunk.len() as u64;
             out.extend_from_slice(&chunk);
-            let limit_hit = q.limit_bytes.is_some_and(|l| sent >= l) || cut.after_bytes.is_some_and(|a| sent >= a);
+            let limit_hit = q.limit_bytes.is_some_and(|l| sent >= l) || cut.after_bytes.is_some_and(|a| sent >= a) || cut_here;
             if out.len() >= 1 << 16 || limit_hit {
                 tx.send(Ok(Frame::data(Bytes::from(std::mem::take(&mut out))))).await.map_err(|_| ())?;
             }
@@ -151,7 +164,10 @@ async fn stream_log(
                 return Ok(());
             }
             if cut.every.is_some_and(|d| started.elapsed() >= d) {
-                break;
+                if !cut.mid_line {
+                    break;
+                }
+                cut_next = true;
             }
             continue;
         }
@@ -162,16 +178,32 @@ async fn stream_log(
         if !out.is_empty() {
             tx.send(Ok(Frame::data(Bytes::from(std::mem::take(&mut out))))).await.map_err(|_| ())?;
         }
+        if q.follow && rotated_before && n == 0 {
+            // Nothing goes to the old file after a rotation: once read to
+            // its end after seeing the rotation, go on in the new one.
+            if old_file_drained {
+                let Ok(file) = tokio::fs::File::open(&log.path).await else { break };
+                generation = log.generation();
+                reader = BufReader::with_capacity(1 << 16, file);
+                (pos, old_file_drained) = (0, false);
+            } else {
+                old_file_drained = true;
+            }
+            continue;
+        }
         if !q.follow || finished_before {
             break;
         }
         let wait = match cut.every {
-            Some(d) => d.saturating_sub(started.elapsed()).min(Duration::from_millis(200)),
-            None => Duration::from_millis(200),
+            Some(d) if !cut_next => d.saturating_sub(started.elapsed()).min(Duration::from_millis(200)),
+            _ => Duration::from_millis(200),
         };
         let _ = tokio::time::timeout(wait, notified).await;
-        if cut.every.is_some_and(|d| started.elapsed() >= d) {
+        if !cut.mid_line && cut.every.is_some_and(|d| started.elapsed() >= d) {
             break;
+        }
+        if cut.mid_line && cut.every.is_some_and(|d| started.elapsed() >= d) {
+            cut_next = true;
         }
     }
     if !out.is_empty() {

@@ -49,6 +49,8 @@ pub struct PodRun {
     /// container name → process group id, while running.
     pgids: Mutex<HashMap<String, i32>>,
     oom: Mutex<HashSet<String>>,
+    /// Containers whose exit is reported `OOMKilled` with their own exit code.
+    oom_beside: Mutex<HashSet<String>>,
     terminating: AtomicBool,
     /// Set by [`NodeState::evict`]: the eviction's message.
     evicted: Mutex<Option<String>>,
@@ -98,6 +100,20 @@ impl NodeState {
         unsafe {
             libc::kill(-pgid, libc::SIGKILL);
         }
+        true
+    }
+
+    /// The OOM killer took another process of the container (a child of
+    /// its main process) under cgroup v1: the container runs on, and when
+    /// it exits the runtime reports `OOMKilled` with the main process's own
+    /// exit code (seen on a real node with 0 and 1). Only the status is
+    /// played; no process is killed.
+    pub fn oom_beside(&self, ns: &str, pod: &str, container: &str) -> bool {
+        let Some(run) = self.find(ns, pod) else { return false };
+        if !run.pgids.lock().unwrap_or_else(|p| p.into_inner()).contains_key(container) {
+            return false;
+        }
+        run.oom_beside.lock().unwrap_or_else(|p| p.into_inner()).insert(container.to_owned());
         true
     }
 
@@ -204,6 +220,7 @@ pub async fn run_pods(state: Arc<NodeState>) {
                     uid: uid.clone(),
                     pgids: Mutex::default(),
                     oom: Mutex::default(),
+                    oom_beside: Mutex::default(),
                     terminating: AtomicBool::new(false),
                     evicted: Mutex::default(),
                     posted: Mutex::default(),
@@ -783,10 +800,34 @@ async fn run_container(
     let mut mounts: Vec<(CString, CString, bool)> = Vec::new();
     for m in c.volume_mounts.iter().flatten() {
         let Some(v) = volumes.get(&m.name) else { return fail("CreateContainerConfigError", format!("volume {} not found", m.name)) };
-        if let Err(e) = std::fs::create_dir_all(&m.mount_path) {
+        // subPath, as the kubelet takes it: relative, no `..`; a directory
+        // that does not exist in the volume is created; a file is bind-mounted
+        // onto a file (the runtime creates an empty one as the mount point).
+        let source = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
+            Some(sp) if sp.starts_with('/') || sp.split('/').any(|c| c == "..") => {
+                return fail("CreateContainerConfigError", format!("invalid subPath {sp:?}"));
+            }
+            Some(sp) => {
+                let src = v.path.join(sp);
+                if !src.exists() && let Err(e) = std::fs::create_dir_all(&src) {
+                    return fail("CreateContainerConfigError", format!("subPath {sp}: {e}"));
+                }
+                src
+            }
+            None => v.path.clone(),
+        };
+        let target = std::path::Path::new(&m.mount_path);
+        let made = if source.is_file() {
+            target.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| {
+                if target.exists() { Ok(()) } else { std::fs::write(target, b"") }
+            })
+        } else {
+            std::fs::create_dir_all(target)
+        };
+        if let Err(e) = made {
             return fail("CreateContainerConfigError", format!("mount point {}: {e}", m.mount_path));
         }
-        mounts.push((cstr(&v.path), cstr(&m.mount_path), v.read_only || m.read_only == Some(true)));
+        mounts.push((cstr(&source), cstr(&m.mount_path), v.read_only || m.read_only == Some(true)));
     }
     let workdir = cstr(c.working_dir.clone().unwrap_or_else(|| "/".into()));
     // The Claude Code CLI is on the PATH of every image but the plain OS
@@ -800,6 +841,7 @@ async fn run_container(
         Ok(l) => l,
         Err(e) => return fail("ContainerCannotRun", e.to_string()),
     };
+    log.rotate_at(state.faults.rotation_for(&run.ns, &run.name, &c.name));
     state
         .logs
         .lock()
@@ -870,8 +912,8 @@ async fn run_container(
     };
     let pid = child.id().unwrap_or(0) as i32;
     run.pgids.lock().unwrap_or_else(|p| p.into_inner()).insert(c.name.clone(), pid);
-    let out = child.stdout.take().map(|o| tokio::spawn(log.clone().pump(o)));
-    let err = child.stderr.take().map(|e| tokio::spawn(log.clone().pump(e)));
+    let out = child.stdout.take().map(|o| tokio::spawn(log.clone().pump(o, "stdout")));
+    let err = child.stderr.take().map(|e| tokio::spawn(log.clone().pump(e, "stderr")));
     let status = child.wait().await;
     state.record(run, &c.name, "exited");
     run.pgids.lock().unwrap_or_else(|p| p.into_inner()).remove(&c.name);
@@ -892,7 +934,8 @@ async fn run_container(
         Err(_) => 128,
     };
     let oom = run.oom.lock().unwrap_or_else(|p| p.into_inner()).contains(&c.name);
-    let reason = if oom {
+    let oom_beside = run.oom_beside.lock().unwrap_or_else(|p| p.into_inner()).contains(&c.name);
+    let reason = if oom || oom_beside {
         "OOMKilled"
     } else if code == 0 {
         "Completed"

@@ -33,7 +33,7 @@ fn build(rc: &RunContext, pod: Option<&SelfPod>, bundle: Option<&PromptBundle>) 
     let cfg = AdapterConfig::from_ctx(rc).unwrap();
     let env = HostEnv::default();
     let ns = cfg.namespace.clone().or_else(|| pod.map(|p| p.namespace.clone())).unwrap_or_else(|| "default".into());
-    build_job(&JobInput { ctx: rc, config: &cfg, self_pod: pod, bundle, env: &env, namespace: &ns, instructions: None })
+    build_job(&JobInput { ctx: rc, config: &cfg, self_pod: pod, bundle, env: &env, namespace: &ns, instructions: None, sources: None })
 }
 
 fn json_of(plan: &JobPlan) -> Value {
@@ -114,13 +114,18 @@ fn pod_spec_and_containers() {
     );
     assert_eq!(
         spec["volumes"],
-        json!([{"name": "prompt", "emptyDir": {}}, {"name": "data", "persistentVolumeClaim": {"claimName": "paperclip-data"}}])
+        json!([{"name": "prompt", "emptyDir": {}},
+               {"name": "prompt-secret", "secret": {"secretName": format!("{}-prompt", plan.job_name), "optional": false,
+                                                    "items": [{"key": "prompt.txt", "path": "prompt.txt"}]}},
+               {"name": "data", "persistentVolumeClaim": {"claimName": "paperclip-data"}}])
     );
+    // A configured ServiceAccount keeps its own automount setting.
+    assert!(spec.get("automountServiceAccountToken").is_none());
     let init = &spec["initContainers"][0];
     assert_eq!(init["name"], "write-prompt");
     assert_eq!(init["image"], "busybox:1.36");
-    assert_eq!(init["command"], json!(["sh", "-c", "printf '%s' \"$PROMPT_CONTENT\" > /tmp/prompt/prompt.txt"]));
-    assert_eq!(init["env"], json!([{"name": "PROMPT_CONTENT", "value": plan.prompt}]));
+    assert_eq!(init["command"], json!(["sh", "-c", "cp /tmp/prompt-secret/prompt.txt /tmp/prompt/prompt.txt"]));
+    assert!(init.get("env").is_none());
     assert_eq!(init["resources"], json!({"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}}));
 }
 
@@ -162,29 +167,57 @@ fn working_dir_precedence() {
     assert_eq!(json_of(&plan)["spec"]["template"]["spec"]["containers"][0]["workingDir"], "/c");
 }
 
+/// Issue 21: the prompt, the run's token, the wake payload and secret-named
+/// values are in the run's Secret; the Job spec has none of them.
 #[test]
-fn large_prompt_goes_through_a_secret() {
-    let big = "x".repeat(PROMPT_ENV_LIMIT + 1);
-    let plan = build(&ctx(json!({"config": {"promptTemplate": big}})), Some(&self_pod()), None).unwrap();
-    let secret = plan.prompt_secret.as_ref().expect("secret");
-    assert_eq!(secret.metadata.name.as_deref(), Some(format!("{}-prompt", plan.job_name).as_str()));
-    assert_eq!(secret.string_data.as_ref().unwrap()["prompt.txt"].len(), PROMPT_ENV_LIMIT + 1);
+fn the_prompt_and_the_token_travel_in_the_runs_secret() {
+    let rc = ctx(json!({
+        "authToken": "agent-jwt-TOKEN",
+        "context": {"paperclipWake": {"reason": "comment_added", "comments": [{"body": "PROMPT-COMMENT-TEXT"}]}},
+        "config": {"promptTemplate": "PROMPT-TEMPLATE-TEXT", "env": {"GITHUB_TOKEN": "ghp-CONFIG", "PLAIN": "visible"}}
+    }));
+    let plan = build(&rc, Some(&self_pod()), None).unwrap();
+    let spec = json_of(&plan).to_string();
+    for needle in ["agent-jwt-TOKEN", "PROMPT-COMMENT-TEXT", "PROMPT-TEMPLATE-TEXT", "ghp-CONFIG", "sk-secret"] {
+        assert!(!spec.contains(needle), "{needle} in the Job spec: {spec}");
+    }
+    assert!(plan.prompt.contains("PROMPT-TEMPLATE-TEXT"));
+    let secret = plan.prompt_secret.as_ref().expect("the run's Secret");
+    let name = format!("{}-prompt", plan.job_name);
+    assert_eq!(secret.metadata.name.as_deref(), Some(name.as_str()));
     assert_eq!(secret.metadata.labels.as_ref().unwrap()["paperclip.io/run-id"], "run-test-001");
+    let data = secret.string_data.as_ref().unwrap();
+    assert_eq!(data["prompt.txt"], plan.prompt);
+    assert_eq!(data["PAPERCLIP_API_KEY"], "agent-jwt-TOKEN");
+    assert_eq!(data["GITHUB_TOKEN"], "ghp-CONFIG");
+    assert_eq!(data["ANTHROPIC_API_KEY"], "sk-secret");
+    assert!(data["PAPERCLIP_WAKE_PAYLOAD_JSON"].contains("PROMPT-COMMENT-TEXT"));
+    // The container sees the same names, through secretKeyRef.
     let j = json_of(&plan);
-    let init = &j["spec"]["template"]["spec"]["initContainers"][0];
-    assert_eq!(init["command"][2], "cp /tmp/prompt-secret/prompt.txt /tmp/prompt/prompt.txt");
-    assert!(init.get("env").is_none());
-    assert_eq!(
-        init["volumeMounts"],
-        json!([{"name": "prompt", "mountPath": "/tmp/prompt"}, {"name": "prompt-secret", "mountPath": "/tmp/prompt-secret", "readOnly": true}])
-    );
-    assert_eq!(
-        j["spec"]["template"]["spec"]["volumes"][1],
-        json!({"name": "prompt-secret", "secret": {"secretName": format!("{}-prompt", plan.job_name), "optional": false}})
-    );
-    // Exactly at the limit: still the env var.
-    let plan = build(&ctx(json!({"config": {"promptTemplate": "y".repeat(PROMPT_ENV_LIMIT)}})), Some(&self_pod()), None).unwrap();
-    assert!(plan.prompt_secret.is_none());
+    let env = j["spec"]["template"]["spec"]["containers"][0]["env"].as_array().unwrap().clone();
+    let by_name = |n: &str| env.iter().find(|e| e["name"] == n).cloned().unwrap_or_else(|| panic!("{n} missing"));
+    for n in ["PAPERCLIP_API_KEY", "GITHUB_TOKEN", "ANTHROPIC_API_KEY", "PAPERCLIP_WAKE_PAYLOAD_JSON"] {
+        assert_eq!(by_name(n), json!({"name": n, "valueFrom": {"secretKeyRef": {"name": name, "key": n}}}));
+    }
+    assert_eq!(by_name("PLAIN"), json!({"name": "PLAIN", "value": "visible"}));
+    assert_eq!(by_name("HOME"), json!({"name": "HOME", "value": "/paperclip"}));
+    // The env values are not projected into the mounted files.
+    let vol = j["spec"]["template"]["spec"]["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "prompt-secret").unwrap().clone();
+    assert_eq!(vol["secret"]["items"], json!([{"key": "prompt.txt", "path": "prompt.txt"}]));
+    // No ServiceAccount configured: no token in the pod.
+    assert_eq!(j["spec"]["template"]["spec"]["automountServiceAccountToken"], false);
+    let asked = build(&ctx(json!({"config": {"automountServiceAccountToken": true}})), Some(&self_pod()), None).unwrap();
+    assert_eq!(json_of(&asked)["spec"]["template"]["spec"]["automountServiceAccountToken"], true);
+    let refused = build(&ctx(json!({"config": {"serviceAccountName": "sa", "automountServiceAccountToken": false}})), Some(&self_pod()), None).unwrap();
+    assert_eq!(json_of(&refused)["spec"]["template"]["spec"]["automountServiceAccountToken"], false);
+}
+
+#[test]
+fn a_secret_too_full_with_the_prompt_and_the_values_is_refused() {
+    let half = "v".repeat(PROMPT_SECRET_LIMIT / 2 + 1);
+    let rc = ctx(json!({"config": {"promptTemplate": half.clone(), "env": {"BIG_SECRET": half}}}));
+    let e = build(&rc, Some(&self_pod()), None).unwrap_err();
+    assert!(matches!(e, JobError::SecretTooLarge { .. }), "{e}");
 }
 
 #[test]
@@ -204,7 +237,10 @@ fn off_cluster_mode_builds_from_config() {
     assert_eq!(j["spec"]["template"]["spec"]["containers"][0]["image"], "claude:1");
     assert!(plan.notes.iter().any(|n| n.starts_with("Off-cluster mode")));
     // No PVC to inherit: /paperclip (HOME, the default cwd) is a writable emptyDir.
-    assert_eq!(j["spec"]["template"]["spec"]["volumes"], json!([{"name": "prompt", "emptyDir": {}}, {"name": "data", "emptyDir": {}}]));
+    let volumes = &j["spec"]["template"]["spec"]["volumes"];
+    assert_eq!(volumes[0], json!({"name": "prompt", "emptyDir": {}}));
+    assert_eq!(volumes[1]["name"], "prompt-secret");
+    assert_eq!(volumes[2], json!({"name": "data", "emptyDir": {}}));
     assert_eq!(
         j["spec"]["template"]["spec"]["containers"][0]["volumeMounts"],
         json!([{"name": "prompt", "mountPath": "/tmp/prompt"}, {"name": "data", "mountPath": "/paperclip"}])
@@ -212,24 +248,175 @@ fn off_cluster_mode_builds_from_config() {
     assert!(plan.notes.iter().any(|n| n == "No PVC inherited: /paperclip is an emptyDir in the Job pod (sessions will not resume)"));
 }
 
-#[test]
-fn inherited_secret_volumes_and_env_from() {
+fn pod_with_sources() -> (SelfPod, SourceKeys) {
     let mut pod = self_pod();
-    pod.secret_volumes = vec![crate::selfpod::SecretVolume {
-        volume_name: "creds".into(),
-        secret_name: "creds-secret".into(),
-        mount_path: "/etc/creds".into(),
-        default_mode: Some(0o400),
-    }];
-    pod.inherited_env_from = vec![serde_json::from_value(json!({"secretRef": {"name": "paperclip-secrets"}})).unwrap()];
-    let j = json_of(&build(&ctx(json!({})), Some(&pod), None).unwrap());
+    pod.secret_volumes = vec![
+        crate::selfpod::SecretVolume {
+            volume_name: "creds".into(),
+            secret_name: "creds-secret".into(),
+            mount_path: "/etc/creds".into(),
+            default_mode: Some(0o400),
+        },
+        crate::selfpod::SecretVolume {
+            volume_name: "server".into(),
+            secret_name: "paperclip".into(),
+            mount_path: "/etc/paperclip".into(),
+            default_mode: None,
+        },
+    ];
+    pod.inherited_env_from = vec![
+        serde_json::from_value(json!({"secretRef": {"name": "paperclip-secrets"}})).unwrap(),
+        serde_json::from_value(json!({"configMapRef": {"name": "settings", "optional": true}, "prefix": "APP_"})).unwrap(),
+        serde_json::from_value(json!({"secretRef": {"name": "unreadable"}})).unwrap(),
+    ];
+    let sources = SourceKeys {
+        env_from: vec![
+            Ok(vec!["ANTHROPIC_API_KEY".into(), "BETTER_AUTH_SECRET".into(), "CLAUDE_CODE_OAUTH_TOKEN".into(), "bad=name".into()]),
+            Ok(vec!["MODE".into(), "DATABASE_URL".into()]),
+            Err("Secret unreadable: forbidden".into()),
+        ],
+        volumes: [
+            ("creds".to_owned(), Ok(vec!["gcp.json".to_owned()])),
+            ("server".to_owned(), Ok(vec!["agentJwtSecret".to_owned(), "tls.crt".to_owned()])),
+        ]
+        .into_iter()
+        .collect(),
+        server_state: Default::default(),
+    };
+    (pod, sources)
+}
+
+fn build_with(rc: &RunContext, pod: &SelfPod, sources: Option<&SourceKeys>) -> JobPlan {
+    let cfg = AdapterConfig::from_ctx(rc).unwrap();
+    let env = HostEnv::default();
+    build_job(&JobInput { ctx: rc, config: &cfg, self_pod: Some(pod), bundle: None, env: &env, namespace: "pc", instructions: None, sources })
+        .unwrap()
+}
+
+/// envFrom is expanded key by key (values by reference, never in the spec),
+/// minus the server's secrets; secret volumes lose the server's files.
+#[test]
+fn inherited_env_from_and_secret_volumes_without_the_servers_secrets() {
+    let (pod, sources) = pod_with_sources();
+    let plan = build_with(&ctx(json!({})), &pod, Some(&sources));
+    let j = json_of(&plan);
     let spec = &j["spec"]["template"]["spec"];
-    assert_eq!(spec["volumes"][2], json!({"name": "creds", "secret": {"secretName": "creds-secret", "defaultMode": 256, "optional": true}}));
-    assert_eq!(spec["containers"][0]["volumeMounts"][2], json!({"name": "creds", "mountPath": "/etc/creds", "readOnly": true}));
-    assert_eq!(spec["containers"][0]["envFrom"], json!([{"secretRef": {"name": "paperclip-secrets"}}]));
-    let env = spec["containers"][0]["env"].as_array().unwrap();
-    assert_eq!(env[0], json!({"name": "ANTHROPIC_API_KEY", "value": "sk-secret"}));
-    assert_eq!(env.last().unwrap(), &json!({"name": "HOME", "value": "/paperclip"}));
+    let c = &spec["containers"][0];
+    assert!(c.get("envFrom").is_none(), "{c}");
+    let env = c["env"].as_array().unwrap();
+    let find = |n: &str| env.iter().find(|e| e["name"] == n).cloned();
+    // Already set from the pod's literal env: env wins over envFrom.
+    assert_eq!(env.iter().filter(|e| e["name"] == "ANTHROPIC_API_KEY").count(), 1);
+    assert_eq!(
+        find("CLAUDE_CODE_OAUTH_TOKEN").unwrap(),
+        json!({"name": "CLAUDE_CODE_OAUTH_TOKEN", "valueFrom": {"secretKeyRef": {"name": "paperclip-secrets", "key": "CLAUDE_CODE_OAUTH_TOKEN"}}})
+    );
+    assert_eq!(
+        find("APP_MODE").unwrap(),
+        json!({"name": "APP_MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "MODE", "optional": true}}})
+    );
+    for gone in ["BETTER_AUTH_SECRET", "APP_DATABASE_URL", "bad=name"] {
+        assert!(find(gone).is_none(), "{gone} arrived");
+    }
+    let volumes = spec["volumes"].as_array().unwrap();
+    let vol = |n: &str| volumes.iter().find(|v| v["name"] == n).cloned();
+    assert_eq!(vol("creds").unwrap(), json!({"name": "creds", "secret": {"secretName": "creds-secret", "defaultMode": 256, "optional": true}}));
+    assert_eq!(
+        vol("server").unwrap(),
+        json!({"name": "server", "secret": {"secretName": "paperclip", "optional": true, "items": [{"key": "tls.crt", "path": "tls.crt"}]}})
+    );
+    let mounts = c["volumeMounts"].as_array().unwrap();
+    assert!(mounts.contains(&json!({"name": "creds", "mountPath": "/etc/creds", "readOnly": true})));
+    let held = plan.notes.iter().find(|n| n.starts_with("Held back from the Job")).expect("a note naming what was held back");
+    assert!(held.contains("BETTER_AUTH_SECRET, APP_DATABASE_URL, /etc/paperclip/agentJwtSecret"), "{held}");
+    assert_eq!(plan.withheld, ["envFrom Secret unreadable not passed to the Job: its keys could not be read (Secret unreadable: forbidden)"]);
+
+    // Not read: nothing of them arrives.
+    let plan = build_with(&ctx(json!({})), &pod, None);
+    let j = json_of(&plan);
+    assert!(j["spec"]["template"]["spec"]["volumes"].as_array().unwrap().iter().all(|v| v["name"] != "creds"));
+    assert_eq!(plan.withheld.len(), 5, "{:?}", plan.withheld);
+
+    // The opt-out: 0.1.54's Job, envFrom and volumes whole.
+    let plan = build_with(&ctx(json!({"config": {"inheritServerSecrets": true}})), &pod, None);
+    let j = json_of(&plan);
+    let spec = &j["spec"]["template"]["spec"];
+    assert_eq!(spec["containers"][0]["envFrom"].as_array().unwrap().len(), 3);
+    assert_eq!(spec["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "server").unwrap()["secret"].get("items"), None);
+    assert!(plan.withheld.is_empty() && !plan.notes.iter().any(|n| n.starts_with("Held back")));
+}
+
+/// The server's state on the shared PVC: empty read-only mounts over its
+/// directories, the run's empty file over its files; never over where the run works.
+#[test]
+fn the_servers_state_is_masked_but_not_where_the_agent_works() {
+    let pod = self_pod();
+    let sources = SourceKeys {
+        server_state: crate::withhold::ServerState {
+            dirs: vec!["/paperclip/instances/default/db".into(), "/paperclip/instances/default/secrets".into(), "/paperclip/work".into()],
+            files: vec!["/paperclip/instances/default/.env".into(), "/paperclip/instances/default/config.json".into()],
+        },
+        ..Default::default()
+    };
+    let rc = ctx(json!({"context": {"paperclipWorkspace": {"cwd": "/paperclip/work/repo"}}}));
+    let plan = build_with(&rc, &pod, Some(&sources));
+    let j = json_of(&plan);
+    let spec = &j["spec"]["template"]["spec"];
+    let mounts = spec["containers"][0]["volumeMounts"].as_array().unwrap();
+    let on = |p: &str| mounts.iter().find(|m| m["mountPath"] == p).cloned();
+    assert_eq!(on("/paperclip/instances/default/db").unwrap(), json!({"name": "server-state-mask", "mountPath": "/paperclip/instances/default/db", "readOnly": true}));
+    assert_eq!(on("/paperclip/instances/default/secrets").unwrap()["name"], "server-state-mask");
+    assert_eq!(
+        on("/paperclip/instances/default/.env").unwrap(),
+        json!({"name": "prompt-secret", "mountPath": "/paperclip/instances/default/.env", "subPath": "empty", "readOnly": true})
+    );
+    assert!(on("/paperclip/instances/default/config.json").is_some());
+    // The masks come after the PVC's own mount (a mount over a path needs the volume under it first).
+    let data_at = mounts.iter().position(|m| m["name"] == "data").unwrap();
+    assert!(mounts.iter().position(|m| m["name"] == "server-state-mask").unwrap() > data_at);
+    // The workspace is under /paperclip/work: that mask is skipped, and said.
+    assert!(on("/paperclip/work").is_none());
+    assert_eq!(plan.withheld, ["/paperclip/work is not hidden from the agent: the run works in /paperclip/work/repo"]);
+    assert!(spec["volumes"].as_array().unwrap().contains(&json!({"name": "server-state-mask", "emptyDir": {}})));
+    let items = spec["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "prompt-secret").unwrap()["secret"]["items"].clone();
+    assert_eq!(items, json!([{"key": "prompt.txt", "path": "prompt.txt"}, {"key": "empty", "path": "empty"}]));
+    assert_eq!(plan.prompt_secret.as_ref().unwrap().string_data.as_ref().unwrap()["empty"], "");
+    // The opt-out: no masks.
+    let plan = build_with(&ctx(json!({"config": {"inheritServerSecrets": true}})), &pod, Some(&sources));
+    assert!(!json_of(&plan).to_string().contains("server-state-mask"));
+}
+
+#[test]
+fn runtime_class_and_read_only_root_are_opt_in() {
+    let j = json_of(&build(&ctx(json!({})), Some(&self_pod()), None).unwrap());
+    let spec = &j["spec"]["template"]["spec"];
+    assert!(spec.get("runtimeClassName").is_none());
+    assert_eq!(spec["containers"][0]["securityContext"]["readOnlyRootFilesystem"], false);
+    let rc = ctx(json!({"config": {"runtimeClassName": "gvisor", "readOnlyRootFilesystem": true}}));
+    let j = json_of(&build(&rc, Some(&self_pod()), None).unwrap());
+    let spec = &j["spec"]["template"]["spec"];
+    assert_eq!(spec["runtimeClassName"], "gvisor");
+    for c in [&spec["initContainers"][0], &spec["containers"][0]] {
+        assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    }
+    assert_eq!(spec["containers"][0]["volumeMounts"][0], json!({"name": "tmp", "mountPath": "/tmp"}));
+    assert!(spec["volumes"].as_array().unwrap().contains(&json!({"name": "tmp", "emptyDir": {}})));
+}
+
+/// Bedrock selected by the agent's config: AWS_* are its credentials.
+#[test]
+fn aws_names_arrive_only_for_bedrock() {
+    let mut pod = self_pod();
+    pod.inherited_env.push(("AWS_ACCESS_KEY_ID".into(), "AKIA-SERVER".into()));
+    let names = |plan: &JobPlan| {
+        json_of(plan)["spec"]["template"]["spec"]["containers"][0]["env"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    let plain = build_with(&ctx(json!({})), &pod, Some(&SourceKeys::default()));
+    assert!(!names(&plain).contains(&"AWS_ACCESS_KEY_ID".to_owned()));
+    let bedrock = build_with(&ctx(json!({"config": {"env": {"CLAUDE_CODE_USE_BEDROCK": "1"}}})), &pod, Some(&SourceKeys::default()));
+    assert!(names(&bedrock).contains(&"AWS_ACCESS_KEY_ID".to_owned()));
+    // Still not readable from the spec.
+    assert!(!json_of(&bedrock).to_string().contains("AKIA-SERVER"));
 }
 
 #[test]
@@ -318,18 +505,19 @@ fn mcp_servers_go_through_the_secret_with_reachable_urls() {
     let j = json_of(&plan);
     let mounts = &j["spec"]["template"]["spec"]["containers"][0]["volumeMounts"];
     assert!(mounts.as_array().unwrap().iter().any(|m| m["mountPath"] == "/tmp/prompt-secret" && m["readOnly"] == true), "{mounts}");
-    // Small prompt: still in the init container's env; the Secret holds only the MCP config.
+    // The Secret holds the MCP config beside the prompt; both are projected as files.
     let secret = plan.prompt_secret.as_ref().expect("a Secret for the MCP config");
     let data = secret.string_data.as_ref().unwrap();
-    assert_eq!(data.keys().collect::<Vec<_>>(), ["mcp-config.json"]);
+    // (and the Deployment's literal API key, by reference from the env)
+    assert_eq!(data.keys().collect::<Vec<_>>(), ["ANTHROPIC_API_KEY", "mcp-config.json", "prompt.txt"]);
     let doc: Value = serde_json::from_str(&data["mcp-config.json"]).unwrap();
     assert_eq!(doc["mcpServers"]["docs"]["url"], "https://docs.example/mcp");
     assert_eq!(
         doc["mcpServers"]["Paperclip projects"],
         json!({"type": "http", "url": "http://paperclip.pc.svc:3100/api/mcp/project-tools", "headers": {"Authorization": "Bearer agent-jwt-SECRET"}})
     );
-    // No servers: no flags, no Secret (0.1.54's Job).
+    // No servers: no flags, and the Secret holds the prompt only.
     let plain = build(&ctx(json!({})), Some(&self_pod()), None).unwrap();
     assert!(!plain.claude_args.iter().any(|a| a.starts_with("--mcp") || a == "--strict-mcp-config"));
-    assert!(plain.prompt_secret.is_none());
+    assert_eq!(plain.prompt_secret.unwrap().string_data.unwrap().keys().collect::<Vec<_>>(), ["ANTHROPIC_API_KEY", "prompt.txt"]);
 }

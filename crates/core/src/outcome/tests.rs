@@ -56,6 +56,29 @@ fn nonzero_exit_with_result() {
 }
 
 #[test]
+fn killed_after_a_successful_result_names_the_kill() {
+    // Seen on the real node: claude OOM-killed while flushing its session, after its result line.
+    let oom = PodTermination { exit_code: Some(137), reason: Some("OOMKilled".into()), ..Default::default() };
+    let r = map_outcome(&facts(), &t(&[INIT, RESULT]), Some(&oom));
+    assert_eq!(r.exit_code, Some(137));
+    assert_eq!(
+        r.error_message.as_deref(),
+        Some("Claude exited with code 137 after reporting success [pod: reason=OOMKilled, SIGKILL (commonly OOMKilled)]")
+    );
+    assert_eq!(r.summary.as_deref(), Some("Done."));
+    // A plain non-zero exit after success has no pod state to add.
+    let r = map_outcome(&facts(), &t(&[INIT, RESULT]), Some(&exit(2)));
+    assert_eq!(r.error_message.as_deref(), Some("Claude exited with code 2 after reporting success"));
+    // An error result keeps 0.1.54's wording, plus the kill when there was one.
+    let res = r#"{"type":"result","subtype":"error_during_execution","is_error":true,"errors":["boom"],"session_id":"s"}"#;
+    let r = map_outcome(&facts(), &t(&[INIT, res]), Some(&oom));
+    assert_eq!(
+        r.error_message.as_deref(),
+        Some("Claude run failed: subtype=error_during_execution: boom [pod: reason=OOMKilled, SIGKILL (commonly OOMKilled)]")
+    );
+}
+
+#[test]
 fn max_turns_clears_the_session() {
     let res = r#"{"type":"result","subtype":"error_max_turns","session_id":"s"}"#;
     assert_eq!(map_outcome(&facts(), &t(&[INIT, res]), Some(&exit(0))).clear_session, Some(true));
@@ -159,7 +182,7 @@ fn partial_run_messages() {
         "Claude started but did not produce a result (model: claude-sonnet-4-6) — check API credentials, model support, and adapter config"
     );
     assert_eq!(e(&[], Some(3), None), "Claude exited with code 3");
-    let oom = PodTermination { exit_code: Some(137), reason: Some("OOMKilled".into()), message: Some("m".into()), signal: None };
+    let oom = PodTermination { exit_code: Some(137), reason: Some("OOMKilled".into()), message: Some("m".into()), signal: None, memory_limit: None };
     assert_eq!(e(&[], Some(137), Some(&oom)), "Claude exited with code 137 [pod: reason=OOMKilled, message=m, SIGKILL (commonly OOMKilled)]");
     let r = map_outcome(&facts(), &t(&[]), Some(&exit(3)));
     assert_eq!((r.error_code, r.exit_code), (None, Some(3)));
@@ -208,4 +231,66 @@ fn work_done_before_a_transient_failure_withholds_the_recovery_evidence() {
     let r = map_outcome(&facts(), &t(&[INIT, said, res]), Some(&exit(1)));
     assert_eq!(r.error_family.as_deref(), Some("transient_upstream"));
     assert_eq!(r.execution_recovery, None);
+}
+
+/// A process beside claude OOM-killed (cgroup v1 reports the container as
+/// OOMKilled with claude's own exit code): the turn's result stands, with a
+/// warning naming the memory limit; claude itself killed (137) stays a failure.
+#[test]
+fn oom_killed_child_keeps_the_result_with_a_warning() {
+    let child = |code| PodTermination { exit_code: Some(code), reason: Some("OOMKilled".into()), memory_limit: Some("8Gi".into()), ..Default::default() };
+    let mut r = map_outcome(&facts(), &t(&[INIT, RESULT]), Some(&child(0)));
+    annotate(&mut r, &[], Some(&child(0)));
+    assert_eq!((r.exit_code, r.error_code.as_deref(), r.error_message.as_deref()), (Some(0), None, None));
+    assert_eq!(r.summary.as_deref(), Some("Done."));
+    let rj = r.result_json.unwrap();
+    assert_eq!(rj["result"], "Done.");
+    assert_eq!(rj["podOomKilled"]["memoryLimit"], "8Gi");
+    assert_eq!(rj["podOomKilled"]["claudeExitCode"], 0);
+    let warning = child(0).oom_warning().unwrap();
+    assert!(warning.contains("OOM-killed (memory limit 8Gi)") && warning.contains("its result stands"), "{warning}");
+
+    // Exit 1: claude's own failure, mapped as without the OOM kill, plus the warning.
+    let failed = r#"{"type":"result","subtype":"error_during_execution","is_error":true,"result":"boom","session_id":"s"}"#;
+    let mut r = map_outcome(&facts(), &t(&[INIT, failed]), Some(&child(1)));
+    let plain = map_outcome(&facts(), &t(&[INIT, failed]), Some(&exit(1)));
+    annotate(&mut r, &[], Some(&child(1)));
+    assert_eq!((r.error_message.clone(), r.exit_code), (plain.error_message, Some(1)));
+    assert_eq!(r.result_json.unwrap()["podOomKilled"]["claudeExitCode"], 1);
+
+    // claude itself killed: no warning, today's failure.
+    let killed = PodTermination { exit_code: Some(137), reason: Some("OOMKilled".into()), ..Default::default() };
+    assert!(killed.oom_warning().is_none());
+    let mut r = map_outcome(&facts(), &t(&[INIT]), Some(&killed));
+    annotate(&mut r, &[], Some(&killed));
+    assert!(r.result_json.as_ref().is_none_or(|rj| rj.get("podOomKilled").is_none()));
+    // Without a limit in the spec the warning says so.
+    let mut no_limit = child(0);
+    no_limit.memory_limit = None;
+    assert!(no_limit.oom_warning().unwrap().contains("no memory limit set"));
+}
+
+/// Lines lost to rotation are named in resultJson, the result kept.
+#[test]
+fn lost_log_windows_are_in_the_result() {
+    let at = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+    let gaps = [
+        crate::lines::LogGap { after: at("2026-12-05T10:00:01.5Z"), before: Some(at("2026-12-05T10:00:09Z")) },
+        crate::lines::LogGap { after: at("2026-12-05T10:01:00Z"), before: None },
+    ];
+    let mut r = map_outcome(&facts(), &t(&[INIT, RESULT]), Some(&exit(0)));
+    annotate(&mut r, &gaps, Some(&exit(0)));
+    let rj = r.result_json.unwrap();
+    assert_eq!(rj["result"], "Done.");
+    assert_eq!(
+        rj["logLinesLost"],
+        json!([
+            {"after": "2026-12-05T10:00:01.5Z", "before": "2026-12-05T10:00:09Z", "cause": "log_rotation"},
+            {"after": "2026-12-05T10:01:00Z", "before": null, "cause": "log_rotation"},
+        ])
+    );
+    // A result without resultJson gets one.
+    let mut r = RunResult::error("timeout", "Timed out after 5s");
+    annotate(&mut r, &gaps[..1], None);
+    assert_eq!(r.result_json.unwrap()["logLinesLost"][0]["cause"], "log_rotation");
 }

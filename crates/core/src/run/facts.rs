@@ -38,7 +38,10 @@ pub(super) struct Observed<'a> {
 
 /// The `claude` container's exit, from the pod's last known state.
 pub(super) fn termination(book: &PodBook) -> Option<PodTermination> {
-    book.last_known().and_then(pod::claude_terminated).map(PodTermination::from_terminated)
+    let p = book.last_known()?;
+    let mut t = pod::claude_terminated(p).map(PodTermination::from_terminated)?;
+    t.memory_limit = pod::claude_memory_limit(p);
+    Some(t)
 }
 
 /// The facts of the run of `job` in `namespace`, as of `now`.

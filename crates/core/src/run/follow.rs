@@ -510,7 +510,7 @@ impl<'a, H: Host + 'static> Following<'a, H> {
     /// the run was abandoned with an error already).
     async fn conclude(self, rc: &RunContext, early: Option<RunResult>) -> Result<Followed, RunError> {
         let job_already_deleted = self.job.gone_at.is_some();
-        let parser = self.follower.finish().await?;
+        let (parser, lost) = self.follower.finish().await?;
         if let Some(result) = early {
             return Ok(Followed { result, retain: false, job_already_deleted });
         }
@@ -521,7 +521,11 @@ impl<'a, H: Host + 'static> Following<'a, H> {
         if facts::transcript_is_unknown_session(&facts, &transcript, termination.as_ref()) {
             self.reporter.info("Claude session is unavailable; clearing for next run.").await?;
         }
-        let result = map_outcome(&facts, &transcript, termination.as_ref());
+        if let Some(warning) = termination.as_ref().and_then(|t| t.oom_warning()) {
+            self.reporter.warn(&warning).await?;
+        }
+        let mut result = map_outcome(&facts, &transcript, termination.as_ref());
+        crate::outcome::annotate(&mut result, &lost, termination.as_ref());
         Ok(Followed { result, retain: false, job_already_deleted })
     }
 }

@@ -42,12 +42,14 @@ pub(super) struct Follower {
     parser: TranscriptParser,
     /// The follower ended without being able to read the log.
     pub(super) unreadable: bool,
+    /// Windows in which the log lost lines to rotation.
+    pub(super) gaps: Vec<crate::lines::LogGap>,
 }
 
 impl Follower {
     pub(super) fn new(model: &str) -> Self {
         let (view, view_rx) = watch::channel(ContainerView::default());
-        Follower { view, view_rx, task: None, parser: TranscriptParser::new(model), unreadable: false }
+        Follower { view, view_rx, task: None, parser: TranscriptParser::new(model), unreadable: false, gaps: Vec::new() }
     }
 
     /// What the follower was last told about the pod.
@@ -91,8 +93,9 @@ impl Follower {
     pub(super) fn on_ended(&mut self, joined: Result<FollowerOutput, JoinError>) -> Result<FollowEnd, RunError> {
         self.task = None;
         match joined {
-            Ok((end, parser, _stats)) => {
+            Ok((end, parser, stats)) => {
                 self.parser = parser;
+                self.gaps.extend(stats.gaps);
                 Ok(end?)
             }
             Err(e) => Err(RunError::Setup(format!("log follower failed: {e}"))),
@@ -110,15 +113,16 @@ impl Follower {
 
     /// Stops a follower still running, waits for it, and returns the parser
     /// with everything the log fed it.
-    pub(super) async fn finish(mut self) -> Result<TranscriptParser, RunError> {
+    pub(super) async fn finish(mut self) -> Result<(TranscriptParser, Vec<crate::lines::LogGap>), RunError> {
         if let Some(t) = self.task.take() {
             self.stop();
-            if let Ok((end, parser, _)) = t.await {
+            if let Ok((end, parser, stats)) = t.await {
                 self.parser = parser;
+                self.gaps.extend(stats.gaps);
                 end?;
             }
         }
-        Ok(self.parser)
+        Ok((self.parser, self.gaps))
     }
 }
 
@@ -178,7 +182,7 @@ mod tests {
         assert!(!f.is_running());
         f.abandon().await;
         assert!(f.view().stop, "abandon tells a follower yet to start to stop too");
-        let parser = f.finish().await.unwrap();
+        let (parser, _) = f.finish().await.unwrap();
         assert!(parser.finish().result_json.is_none());
     }
 }

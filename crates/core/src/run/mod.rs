@@ -285,6 +285,18 @@ async fn create<H: Host>(
     reporter: &Reporter<H>,
 ) -> Result<Started, RunError> {
     let client = cluster.client.clone();
+    // The keys behind what the pod would inherit whole (envFrom, secret
+    // volumes), so that the server's secrets among them stay behind.
+    let sources = match self_pod {
+        Some(p) if !cfg.inherit_server_secrets => {
+            let mut keys = crate::selfpod::read_source_keys(&client, namespace, p).await;
+            if p.pvc_claim_name.is_some() {
+                keys.server_state = crate::withhold::server_state(env);
+            }
+            Some(keys)
+        }
+        _ => None,
+    };
     let input = crate::job::JobInput {
         ctx: rc,
         config: cfg,
@@ -293,6 +305,7 @@ async fn create<H: Host>(
         env,
         namespace,
         instructions: prepared.instructions.as_deref(),
+        sources: sources.as_ref(),
     };
     let plan = match crate::job::build_job(&input) {
         Ok(p) => p,
@@ -303,6 +316,9 @@ async fn create<H: Host>(
     }
     for note in &plan.notes {
         reporter.info(note).await?;
+    }
+    for line in &plan.withheld {
+        reporter.warn(format!("Warning: {line}")).await?;
     }
     let image = plan.image().unwrap_or_default();
     let mut notes = vec![

@@ -132,7 +132,7 @@ describe("config schema and doc", () => {
       "tolerations", "labels", "enableRtk", "rtkMaxOutputBytes", "cwd", "promptTemplate", "bootstrapPromptTemplate", "env",
       "resources.requests.cpu", "resources.requests.memory", "resources.limits.cpu", "resources.limits.memory", "imagePullPolicy",
       "serviceAccountName", "image", "secretRef", "automountServiceAccountToken", "inheritServerSecrets", "withholdEnv", "runtimeClassName",
-      "readOnlyRootFilesystem"];
+      "readOnlyRootFilesystem", "egressPolicy", "egressAllowCidrs", "egressAllowPorts"];
     for (const k of [...codeKeys, ...fields.map((f) => f.key)]) expect(agentConfigurationDoc, k).toContain(`\`${k}\``);
   });
 });

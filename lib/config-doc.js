@@ -31,6 +31,11 @@ streamed into the run log as it happens.
 - \`runtimeClassName\` (string) — the Job pod's RuntimeClass (gVisor, Kata…); none by default.
 - \`readOnlyRootFilesystem\` (boolean, default false) — both containers' root filesystem read-only, with a writable
   emptyDir at \`/tmp\`.
+- \`egressPolicy\` (boolean, default false) — each run's pod gets a NetworkPolicy (owned by its Job) allowing egress
+  only to DNS, the Paperclip API (Paperclip's pods, the API URL's port) and TCP 443 to public addresses — not cloud
+  metadata, the apiserver or internal services. Needs a network plugin that enforces NetworkPolicy, and the verbs of
+  \`deploy/rbac-egress.yaml\`. \`egressAllowCidrs\` (CIDRs, any port) and \`egressAllowPorts\` (more TCP ports to
+  public addresses) widen it; an array, or values separated by commas or lines.
 - \`automountServiceAccountToken\` (boolean) — default: **no token** in the pod when \`serviceAccountName\` is not set
   (the namespace's default account's token would be the agent's), the account's own setting when it is; \`true\` or
   \`false\` decides either way.

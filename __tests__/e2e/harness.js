@@ -222,6 +222,27 @@ export function identityWithout(user, resource, verb) {
   return `${cluster.CLUSTER_DIR}/${user}.kubeconfig`;
 }
 
+/**
+ * Waits until `kubeconfig`'s identity may `verb` `resource` in `ns`: a Role or
+ * binding just applied reaches the apiserver's authorizer through its cache,
+ * so the first request after it may still be refused.
+ */
+export async function untilAllowed(kubeconfig, ns, verb, resource) {
+  const allowed = () => {
+    try {
+      return execFileSync("kubectl", ["--kubeconfig", kubeconfig, "auth", "can-i", verb, resource, "-n", ns], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
+    } catch (e) {
+      return (e.stdout ?? "").trim() || String(e.stderr).trim();
+    }
+  };
+  const deadline = Date.now() + 20_000;
+  let last;
+  while ((last = allowed()) !== "yes") {
+    if (Date.now() > deadline) throw new Error(`${kubeconfig}: still not allowed to ${verb} ${resource} in ${ns} after 20 s (${last})`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 export function dropIdentity(user) {
   kubectl(["-n", NS, "delete", "role,rolebinding", `without-${user}`, "--ignore-not-found"], { allowFail: true });
 }

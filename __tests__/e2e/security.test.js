@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testEnvironment } from "../../server.js";
-import { NS, RESTRICTED_CONTAINER, cluster, RESTRICTED_POD, documentedRules, getJson, inPaperclipPod, jobsOf, k8sMinor, kubectl, leftovers, makeCtx, realNode, run } from "./harness.js";
+import { NS, RESTRICTED_CONTAINER, cluster, RESTRICTED_POD, documentedRules, getJson, inPaperclipPod, jobsOf, k8sMinor, kubectl, leftovers, makeCtx, realNode, run, untilAllowed } from "./harness.js";
 
 const podSecurity = k8sMinor >= 23;
 const BASELINE_NS = "paperclip-baseline";
@@ -80,7 +80,7 @@ describe.runIf(podSecurity && realNode)("Pod Security `restricted`, enforced by 
 });
 
 describe.runIf(podSecurity)("Pod Security `baseline`", () => {
-  beforeAll(() => {
+  beforeAll(async () => {
     kubectl(["apply", "-f", "-"], {
       input: JSON.stringify({
         apiVersion: "v1",
@@ -102,6 +102,8 @@ describe.runIf(podSecurity)("Pod Security `baseline`", () => {
         ],
       }),
     });
+    // The binding reaches the authorizer through its cache (seen in CI: the first run's guard refused).
+    await untilAllowed(cluster.KUBECONFIG, BASELINE_NS, "list", "jobs.batch");
   });
   afterAll(() => kubectl(["delete", "namespace", BASELINE_NS, "--wait=false"], { allowFail: true }));
 

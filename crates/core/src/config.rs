@@ -29,6 +29,9 @@ pub enum ConfigError {
     /// names the server, never its content (it may hold a token).
     #[error("invalid mcpServers: {0}")]
     McpServers(String),
+    /// `egressAllowCidrs` / `egressAllowPorts` that are not CIDRs / ports.
+    #[error("invalid egress config: {0}")]
+    Egress(String),
 }
 
 /// Container resources after defaults.
@@ -97,6 +100,8 @@ pub struct AdapterConfig {
     /// `readOnlyRootFilesystem`: both containers' root filesystem read-only,
     /// with a writable emptyDir at `/tmp` for the CLI (off by default).
     pub read_only_root_filesystem: bool,
+    /// `egressPolicy` and its allow lists: a NetworkPolicy per run (off).
+    pub egress: crate::egress::EgressConfig,
 }
 
 /// `asString`: a non-empty string.
@@ -337,6 +342,7 @@ impl AdapterConfig {
             withhold_env: parse_name_list(m.get("withholdEnv")),
             runtime_class_name: as_string(m, "runtimeClassName").map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
             read_only_root_filesystem: as_bool(m, "readOnlyRootFilesystem", false),
+            egress: crate::egress::EgressConfig::from_map(m)?,
         })
     }
 

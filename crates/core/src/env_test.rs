@@ -87,6 +87,14 @@ pub const EXECUTE_VERBS: &[Permission] = &[
     perm("k8s_rbac_event_watch", "", "events", None, "watch", "watch events"),
 ];
 
+/// The verbs `egressPolicy` adds (deploy/rbac-egress.yaml): each run's
+/// NetworkPolicy is created before its Job, owned by it (patch), deleted after.
+pub const EGRESS_VERBS: &[Permission] = &[
+    perm("k8s_rbac_networkpolicy_create", "networking.k8s.io", "networkpolicies", None, "create", "create networkpolicies"),
+    perm("k8s_rbac_networkpolicy_patch", "networking.k8s.io", "networkpolicies", None, "patch", "patch networkpolicies"),
+    perm("k8s_rbac_networkpolicy_delete", "networking.k8s.io", "networkpolicies", None, "delete", "delete networkpolicies"),
+];
+
 fn status_of(checks: &[Check]) -> &'static str {
     if checks.iter().any(|c| c.level == "error") {
         "fail"
@@ -386,9 +394,24 @@ async fn exposure_checks(
             None => "Job pods run with the node's default container runtime (runtimeClassName not set)".into(),
         },
     ));
-    let mut egress = Check::new("k8s_pod_egress_unrestricted", "info", "Job pods' network egress is not limited by the adapter".into());
-    egress.hint = Some("An agent can reach cloud metadata, the apiserver and internal services: apply a NetworkPolicy to pods labelled app.kubernetes.io/component=agent-job (DNS, the Paperclip API, public HTTPS), enforced by the network plugin.".into());
-    out.push(egress);
+    match &plan.egress {
+        Some(e) => {
+            let mut c = Check::new("k8s_pod_egress_policy", "info", format!("Each run's pod gets a NetworkPolicy allowing egress only to: {}", e.allows.join("; ")));
+            c.hint = Some("Enforced only by a network plugin that implements NetworkPolicy (Calico, Cilium, Antrea…); with one that does not (flannel, kindnet's older releases, a bare bridge) the policy is inert.".into());
+            out.push(c);
+            for w in &e.warnings {
+                out.push(Check::new("k8s_pod_egress_policy_incomplete", "warn", w.clone()));
+            }
+            for p in EGRESS_VERBS {
+                out.push(access_check(client, namespace, p).await);
+            }
+        }
+        None => {
+            let mut egress = Check::new("k8s_pod_egress_unrestricted", "info", "Job pods' network egress is not limited by the adapter (egressPolicy is off)".into());
+            egress.hint = Some("An agent can reach cloud metadata, the apiserver and internal services: set egressPolicy: true (a NetworkPolicy per run: DNS, the Paperclip API, public HTTPS; deploy/rbac-egress.yaml), or apply your own to pods labelled app.kubernetes.io/component=agent-job; either is enforced only by a network plugin that implements NetworkPolicy.".into());
+            out.push(egress);
+        }
+    }
     out
 }
 

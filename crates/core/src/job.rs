@@ -100,6 +100,8 @@ pub struct JobPlan {
     pub held_back: Vec<String>,
     /// The server's state paths masked on the shared volume.
     pub hidden_paths: Vec<String>,
+    /// The run's egress NetworkPolicy (`egressPolicy`), created before the Job.
+    pub egress: Option<crate::egress::EgressPlan>,
 }
 
 impl JobPlan {
@@ -518,11 +520,23 @@ pub fn build_job(input: &JobInput) -> Result<JobPlan, JobError> {
         metadata: ObjectMeta {
             name: Some(secret_name),
             namespace: Some(namespace.clone()),
-            labels: Some(secret_labels),
+            labels: Some(secret_labels.clone()),
             ..Default::default()
         },
         string_data: Some(secret_data),
         ..Default::default()
+    });
+    // The pod gets the agent's own PAPERCLIP_API_URL when `env` sets one (env wins).
+    let api_url = cfg.env.get("PAPERCLIP_API_URL").cloned().unwrap_or_else(|| input.env.paperclip_api_url_or_default());
+    let egress = cfg.egress.enabled.then(|| {
+        crate::egress::plan(&crate::egress::EgressInput {
+            config: &cfg.egress,
+            job_name: &name,
+            namespace: &namespace,
+            run_labels: secret_labels.clone(),
+            self_pod: pod,
+            api_url: &api_url,
+        })
     });
     Ok(JobPlan {
         job,
@@ -537,6 +551,7 @@ pub fn build_job(input: &JobInput) -> Result<JobPlan, JobError> {
         withheld,
         held_back,
         hidden_paths,
+        egress,
     })
 }
 

@@ -21,6 +21,7 @@ pub mod bundle;
 pub mod mcp;
 pub mod withhold;
 pub mod job;
+pub mod egress;
 
 // Reading what the pod prints (pure).
 pub mod lines;

@@ -36,6 +36,11 @@ pub struct SelfPod {
     pub inherited_env: Vec<(String, String)>,
     pub inherited_env_value_from: Vec<EnvVar>,
     pub inherited_env_from: Vec<EnvFromSource>,
+    /// The pod's labels: the egress policy selects Paperclip's pods by them.
+    pub labels: BTreeMap<String, String>,
+    /// The TCP ports the main container declares (what a Service forwards
+    /// the API to, as a NetworkPolicy sees it).
+    pub tcp_ports: Vec<i32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +125,15 @@ impl SelfPod {
             inherited_env,
             inherited_env_value_from,
             inherited_env_from: main.env_from.clone().unwrap_or_default(),
+            labels: pod.metadata.labels.clone().unwrap_or_default(),
+            tcp_ports: main
+                .ports
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .filter(|p| p.protocol.as_deref().is_none_or(|pr| pr == "TCP"))
+                .map(|p| p.container_port)
+                .collect(),
         })
     }
 }

@@ -521,3 +521,26 @@ fn mcp_servers_go_through_the_secret_with_reachable_urls() {
     assert!(!plain.claude_args.iter().any(|a| a.starts_with("--mcp") || a == "--strict-mcp-config"));
     assert_eq!(plain.prompt_secret.unwrap().string_data.unwrap().keys().collect::<Vec<_>>(), ["ANTHROPIC_API_KEY", "prompt.txt"]);
 }
+
+#[test]
+fn egress_policy_only_when_asked_for_and_aimed_at_the_pods_api_url() {
+    let plan = build(&ctx(json!({})), Some(&self_pod()), None).unwrap();
+    assert!(plan.egress.is_none(), "off by default");
+    let mut pod = self_pod();
+    pod.labels = BTreeMap::from([("app".to_owned(), "paperclip".to_owned())]);
+    // The agent's own PAPERCLIP_API_URL (env wins) is the one the pod uses, so the one allowed.
+    let rc = ctx(json!({"config": {"egressPolicy": true, "env": {"PAPERCLIP_API_URL": "http://10.0.0.7:8080"}}}));
+    let plan = build(&rc, Some(&pod), None).unwrap();
+    let e = plan.egress.expect("egressPolicy: true");
+    let v = serde_json::to_value(&e.policy).unwrap();
+    assert_eq!(v["metadata"]["name"], format!("{}-egress", plan.job_name));
+    assert_eq!(v["metadata"]["namespace"], "pc");
+    assert_eq!(v["metadata"]["labels"]["paperclip.io/run-id"], "run-test-001");
+    assert_eq!(v["spec"]["podSelector"]["matchLabels"], json!({"job-name": plan.job_name}));
+    let rules = v["spec"]["egress"].as_array().unwrap();
+    assert!(rules.iter().any(|r| r["to"][0]["ipBlock"]["cidr"] == "10.0.0.7/32" && r["ports"] == json!([{"port": 8080, "protocol": "TCP"}])), "{rules:?}");
+    assert!(rules.iter().any(|r| r["to"][0]["podSelector"]["matchLabels"] == json!({"app": "paperclip"})), "{rules:?}");
+    // A bad allow list is a config error before anything is built.
+    let bad = ctx(json!({"config": {"egressPolicy": true, "egressAllowCidrs": ["nope"]}}));
+    assert!(AdapterConfig::from_ctx(&bad).unwrap_err().to_string().contains("egressAllowCidrs"));
+}

@@ -29,6 +29,7 @@ use std::sync::{Arc, LazyLock, Mutex as StdMutex};
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use kube::{Api, Client};
 use serde_json::{Value, json};
@@ -148,6 +149,8 @@ struct Running {
     job_name: String,
     job_uid: Option<String>,
     prompt_secret: Option<String>,
+    /// The run's egress NetworkPolicy, when this run created one.
+    egress_policy: Option<String>,
     reattached: bool,
 }
 
@@ -269,6 +272,8 @@ async fn reattach<H: Host>(
         job_name,
         job_uid,
         prompt_secret: None,
+        // A reattached run's policy (and Secret) belong to the Job: they go with it.
+        egress_policy: None,
         reattached: true,
     }))
 }
@@ -320,6 +325,12 @@ async fn create<H: Host>(
     for line in &plan.withheld {
         reporter.warn(format!("Warning: {line}")).await?;
     }
+    if let Some(e) = &plan.egress {
+        reporter.info(format!("Egress policy: only {}", e.allows.join("; "))).await?;
+        for w in &e.warnings {
+            reporter.warn(format!("Warning: {w}")).await?;
+        }
+    }
     let image = plan.image().unwrap_or_default();
     let mut notes = vec![
         format!("Image: {image}"),
@@ -351,12 +362,30 @@ async fn create<H: Host>(
         }
         secret_name = secret.metadata.name.clone();
     }
+    // Before the Job: its pod must never run without the policy it asked for.
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &plan.namespace);
+    let mut policy_name = None;
+    if let Some(egress) = &plan.egress {
+        if let Err(e) = policies.create(&PostParams::default(), &egress.policy).await {
+            if let Some(name) = &secret_name {
+                let _ = secrets.delete(name, &DeleteParams::default()).await;
+            }
+            return Ok(Started::Done(RunResult::error(
+                "k8s_egress_policy_create_failed",
+                &format!("Failed to create the run's egress NetworkPolicy (egressPolicy): {}", describe_error(&e)),
+            )));
+        }
+        policy_name = egress.policy.metadata.name.clone();
+    }
     let jobs: Api<Job> = Api::namespaced(client.clone(), &plan.namespace);
     let created = match jobs.create(&PostParams::default(), &plan.job).await {
         Ok(j) => j,
         Err(e) => {
             if let Some(name) = &secret_name {
                 let _ = secrets.delete(name, &DeleteParams::default()).await;
+            }
+            if let Some(name) = &policy_name {
+                let _ = policies.delete(name, &DeleteParams::default()).await;
             }
             return Ok(Started::Done(RunResult::error(
                 "k8s_job_create_failed",
@@ -366,12 +395,19 @@ async fn create<H: Host>(
     };
     let job_uid = created.metadata.uid.clone();
     // The Secret belongs to the Job: if we die, the garbage collector removes it with the Job.
-    if let (Some(name), Some(uid)) = (&secret_name, &job_uid) {
+    if let Some(uid) = &job_uid {
         let patch = json!({"metadata": {"ownerReferences": [{
             "apiVersion": "batch/v1", "kind": "Job", "name": plan.job_name, "uid": uid, "blockOwnerDeletion": false
         }]}});
-        if let Err(e) = secrets.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        if let Some(name) = &secret_name
+            && let Err(e) = secrets.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await
+        {
             reporter.warn(format!("Warning: could not set the prompt Secret's owner: {}", describe_error(&e))).await?;
+        }
+        if let Some(name) = &policy_name
+            && let Err(e) = policies.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await
+        {
+            reporter.warn(format!("Warning: could not set the egress NetworkPolicy's owner: {}", describe_error(&e))).await?;
         }
     }
     let deadline = if cfg.timeout_sec > 0 { format!("{}s", cfg.timeout_sec) } else { "none".into() };
@@ -385,6 +421,7 @@ async fn create<H: Host>(
         job_name: plan.job_name.clone(),
         job_uid,
         prompt_secret: secret_name,
+        egress_policy: policy_name,
         reattached: false,
     }))
 }
@@ -416,6 +453,15 @@ async fn cleanup<H: Host>(run: &Running, cfg: &AdapterConfig, retain_for_mismatc
         let secrets: Api<Secret> = Api::namespaced(run.client.clone(), &run.namespace);
         if let Err(e) = secrets.delete(name, &DeleteParams::default()).await && !is_not_found(&e) {
             let _ = reporter.warn(format!("Warning: failed to delete prompt Secret {name}: {}", describe_error(&e))).await;
+        }
+    }
+    // Kept with a retained Job (its pod may still be looked at), else deleted.
+    if let Some(name) = &run.egress_policy
+        && !(retain_for_mismatch || cfg.retain_jobs)
+    {
+        let policies: Api<NetworkPolicy> = Api::namespaced(run.client.clone(), &run.namespace);
+        if let Err(e) = policies.delete(name, &DeleteParams::default()).await && !is_not_found(&e) {
+            let _ = reporter.warn(format!("Warning: failed to delete egress NetworkPolicy {name}: {}", describe_error(&e))).await;
         }
     }
 }

@@ -1,0 +1,122 @@
+// egressPolicy (issue 21): each run's pod gets a NetworkPolicy of its own,
+// created before the Job, owned by it, gone with the run; refused verbs fail
+// the run before anything runs unrestricted. What the real apiserver accepts
+// and stores is checked here, on 1.37.2 and 1.20.2; whether traffic is
+// dropped is the network plugin's part — neither of our nodes runs one that
+// enforces NetworkPolicy (README, Security).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testEnvironment } from "../../server.js";
+import { NS, SELF_POD, cluster, dropIdentity, getJson, identityWithout, inPaperclipPod, jobsOf, leftovers, makeCtx, run, untilAllowed } from "./harness.js";
+
+inPaperclipPod(beforeAll);
+afterAll(() => dropIdentity("tester-3"));
+
+const policiesOf = (runId) => getJson(["-n", NS, "get", "networkpolicies", "-l", `paperclip.io/run-id=${runId}`])?.items ?? [];
+
+describe("egressPolicy: true", () => {
+  it("the run's pod, and only it, is selected by a policy that exists before its Job, belongs to it, and is gone after the run", async () => {
+    const ctx = makeCtx({
+      scenario: "plain/text=Fenced.",
+      config: { egressPolicy: true, egressAllowCidrs: "192.0.2.0/24", egressAllowPorts: [22] },
+    });
+    const seen = {};
+    const r = await run(ctx, {
+      onLog: async () => {
+        if (seen.selected) return;
+        const job = jobsOf(ctx.agent.id)[0];
+        const policy = policiesOf(ctx.runId)[0];
+        if (!job || !policy?.metadata.ownerReferences) return;
+        const pods = getJson(["-n", NS, "get", "pods", "-l", `job-name=${job.metadata.name}`])?.items ?? [];
+        if (pods.length === 0) return;
+        Object.assign(seen, { job, policy, selected: pods });
+      },
+    });
+    expect(r.result, JSON.stringify(r.result) + r.stderr).toMatchObject({ exitCode: 0, summary: "Fenced." });
+    const { job, policy, selected } = seen;
+    expect(policy, "the policy was seen while the run's pod existed").toBeDefined();
+    expect(policy.metadata.name).toBe(`${job.metadata.name}-egress`);
+    expect(policy.metadata.ownerReferences).toEqual([
+      { apiVersion: "batch/v1", kind: "Job", name: job.metadata.name, uid: job.metadata.uid, blockOwnerDeletion: false },
+    ]);
+    // Created first: the pod never ran without it.
+    expect(Date.parse(policy.metadata.creationTimestamp)).toBeLessThanOrEqual(Date.parse(job.metadata.creationTimestamp));
+    // The selector matches the run's pod and nothing else (not Paperclip's own pod).
+    expect(policy.spec.podSelector).toEqual({ matchLabels: { "job-name": job.metadata.name } });
+    expect(selected.map((p) => p.metadata.labels["paperclip.io/run-id"])).toEqual([ctx.runId]);
+    const all = getJson(["-n", NS, "get", "pods", "-l", `job-name=${job.metadata.name}`, "--all-namespaces"]).items;
+    expect(all.map((p) => p.metadata.name)).not.toContain(SELF_POD);
+    expect(policy.spec.policyTypes).toEqual(["Egress"]);
+    const rules = policy.spec.egress;
+    // DNS anywhere; Paperclip's pods by their labels; public TCP 443 (+22) with the private ranges cut out; the CIDR.
+    expect(rules[0]).toEqual({ ports: [{ port: 53, protocol: "UDP" }, { port: 53, protocol: "TCP" }] });
+    expect(rules.find((x) => x.to?.[0]?.podSelector)).toMatchObject({ to: [{ podSelector: { matchLabels: { app: "paperclip" } } }] });
+    const pub = rules.find((x) => x.to?.[0]?.ipBlock?.cidr === "0.0.0.0/0");
+    expect(pub.ports).toEqual([{ port: 443, protocol: "TCP" }, { port: 22, protocol: "TCP" }]);
+    for (const cidr of ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "127.0.0.0/8"]) {
+      expect(pub.to[0].ipBlock.except).toContain(cidr);
+    }
+    expect(pub.to[1].ipBlock).toMatchObject({ cidr: "::/0" });
+    expect(rules.at(-1)).toEqual({ to: [{ ipBlock: { cidr: "192.0.2.0/24" } }] });
+    // Said in the run's log, in words.
+    expect(r.stdout).toMatch(/\[paperclip\] Egress policy: only DNS \(UDP\/TCP 53\); the Paperclip API: pods app=paperclip, TCP \d+; public addresses, TCP 443, 22; 192\.0\.2\.0\/24, any port/);
+    // Gone with the run, like its Secret.
+    expect(policiesOf(ctx.runId)).toEqual([]);
+    expect(leftovers(ctx.runId)).toEqual({ pods: [], secrets: [] });
+  });
+
+  it("off by default: no policy, and testEnvironment says egress is unrestricted", async () => {
+    const ctx = makeCtx({ scenario: "plain/text=Open." });
+    let policies = null;
+    const r = await run(ctx, {
+      onLog: async () => {
+        if (policies === null && jobsOf(ctx.agent.id)[0]) policies = policiesOf(ctx.runId);
+      },
+    });
+    expect(r.result.exitCode).toBe(0);
+    expect(policies).toEqual([]);
+    const env = await testEnvironment({ companyId: "co", adapterType: "claude_k8s", config: { kubeconfig: cluster.KUBECONFIG, namespace: NS } });
+    const egress = env.checks.find((c) => c.code === "k8s_pod_egress_unrestricted");
+    expect(egress.hint).toMatch(/egressPolicy: true/);
+    expect(env.checks.some((c) => c.code.startsWith("k8s_rbac_networkpolicy_"))).toBe(false);
+  });
+
+  it("testEnvironment with egressPolicy: the allowed destinations, and the verbs of deploy/rbac-egress.yaml", async () => {
+    const config = { kubeconfig: cluster.KUBECONFIG, namespace: NS, egressPolicy: true };
+    const r = await testEnvironment({ companyId: "co", adapterType: "claude_k8s", config });
+    const by = Object.fromEntries(r.checks.map((c) => [c.code, c]));
+    expect(by.k8s_pod_egress_policy.message).toMatch(/^Each run's pod gets a NetworkPolicy allowing egress only to: DNS \(UDP\/TCP 53\); the Paperclip API: pods app=paperclip/);
+    expect(by.k8s_pod_egress_policy.hint).toMatch(/network plugin that implements NetworkPolicy/);
+    expect(by.k8s_pod_egress_unrestricted).toBeUndefined();
+    for (const verb of ["create", "patch", "delete"]) expect(by[`k8s_rbac_networkpolicy_${verb}`].level).toBe("info");
+    // The documented Role alone (no rbac-egress.yaml): each verb reported.
+    const without = identityWithout("tester-3", "none", "none");
+    let denied;
+    await expect
+      .poll(async () => {
+        denied = await testEnvironment({ companyId: "co", adapterType: "claude_k8s", config: { ...config, kubeconfig: without } });
+        return denied.checks.filter((c) => c.level === "error").map((c) => c.code).sort();
+      }, { timeout: 15_000, interval: 300 })
+      .toEqual(["k8s_rbac_networkpolicy_create", "k8s_rbac_networkpolicy_delete", "k8s_rbac_networkpolicy_patch"]);
+    expect(denied.checks.find((c) => c.code === "k8s_rbac_networkpolicy_create").hint).toMatch(/"create" on networkpolicies \(apiGroup networking\.k8s\.io\)/);
+  });
+
+  it("a run that asked for a policy and may not create one fails before its Job, and leaves nothing", async () => {
+    const ctx = makeCtx({ config: { egressPolicy: true } });
+    ctx.config.kubeconfig = identityWithout("tester-3", "none", "none");
+    await untilAllowed(ctx.config.kubeconfig, NS, "list", "jobs.batch");
+    const r = await run(ctx);
+    expect(r.result.errorCode).toBe("k8s_egress_policy_create_failed");
+    expect(r.result.errorMessage).toMatch(/^Failed to create the run's egress NetworkPolicy \(egressPolicy\): .*forbidden/i);
+    expect(jobsOf(ctx.agent.id)).toEqual([]);
+    expect(leftovers(ctx.runId)).toEqual({ pods: [], secrets: [] });
+    expect(policiesOf(ctx.runId)).toEqual([]);
+  });
+
+  it("a bad allow list is a config error naming the key, before anything is created", async () => {
+    const ctx = makeCtx({ config: { egressPolicy: true, egressAllowCidrs: ["10.0.0.0/40"] } });
+    const r = await run(ctx);
+    expect(r.result.errorCode).toBe("k8s_config_invalid");
+    expect(r.result.errorMessage).toBe('invalid egress config: egressAllowCidrs: "10.0.0.0/40" is not a CIDR');
+    expect(jobsOf(ctx.agent.id)).toEqual([]);
+  });
+});

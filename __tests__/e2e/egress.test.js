@@ -6,7 +6,7 @@
 // enforces NetworkPolicy (README, Security).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testEnvironment } from "../../server.js";
-import { NS, SELF_POD, cluster, dropIdentity, getJson, identityWithout, inPaperclipPod, jobsOf, leftovers, makeCtx, run, untilAllowed } from "./harness.js";
+import { NODE_RESOURCES, NS, SELF_POD, cluster, dropIdentity, getJson, identityWithout, inPaperclipPod, jobsOf, leftovers, makeCtx, run, untilAllowed } from "./harness.js";
 
 inPaperclipPod(beforeAll);
 afterAll(() => dropIdentity("tester-3"));
@@ -25,7 +25,7 @@ describe("egressPolicy: true", () => {
         if (seen.selected) return;
         const job = jobsOf(ctx.agent.id)[0];
         const policy = policiesOf(ctx.runId)[0];
-        if (!job || !policy?.metadata.ownerReferences) return;
+        if (!job || (policy?.metadata.ownerReferences ?? []).length < 2) return;
         const pods = getJson(["-n", NS, "get", "pods", "-l", `job-name=${job.metadata.name}`])?.items ?? [];
         if (pods.length === 0) return;
         Object.assign(seen, { job, policy, selected: pods });
@@ -35,8 +35,10 @@ describe("egressPolicy: true", () => {
     const { job, policy, selected } = seen;
     expect(policy, "the policy was seen while the run's pod existed").toBeDefined();
     expect(policy.metadata.name).toBe(`${job.metadata.name}-egress`);
+    // It belongs to the Job and to the pod: the garbage collector removes it only when both are gone.
     expect(policy.metadata.ownerReferences).toEqual([
       { apiVersion: "batch/v1", kind: "Job", name: job.metadata.name, uid: job.metadata.uid, blockOwnerDeletion: false },
+      { apiVersion: "v1", kind: "Pod", name: selected[0].metadata.name, uid: selected[0].metadata.uid, blockOwnerDeletion: false },
     ]);
     // Created first: the pod never ran without it.
     expect(Date.parse(policy.metadata.creationTimestamp)).toBeLessThanOrEqual(Date.parse(job.metadata.creationTimestamp));
@@ -59,8 +61,18 @@ describe("egressPolicy: true", () => {
     expect(rules.at(-1)).toEqual({ to: [{ ipBlock: { cidr: "192.0.2.0/24" } }] });
     // Said in the run's log, in words.
     expect(r.stdout).toMatch(/\[paperclip\] Egress policy: only DNS \(UDP\/TCP 53\); the Paperclip API: pods app=paperclip, TCP \d+; public addresses, TCP 443, 22; 192\.0\.2\.0\/24, any port/);
-    // Gone with the run, like its Secret.
-    expect(policiesOf(ctx.runId)).toEqual([]);
+    // Gone after the run, never before its pod: watched until both are gone.
+    const pod = selected[0].metadata.name;
+    const seenAfter = [];
+    await expect
+      .poll(() => {
+        const podLeft = getJson(["-n", NS, "get", "pod", pod]) !== null;
+        const policyLeft = policiesOf(ctx.runId).length > 0;
+        seenAfter.push({ podLeft, policyLeft });
+        return podLeft || policyLeft;
+      }, { timeout: 60_000, interval: 100 })
+      .toBe(false);
+    expect(seenAfter.filter((x) => x.podLeft && !x.policyLeft)).toEqual([]);
     expect(leftovers(ctx.runId)).toEqual({ pods: [], secrets: [] });
   });
 
@@ -116,7 +128,28 @@ describe("egressPolicy: true", () => {
     const ctx = makeCtx({ config: { egressPolicy: true, egressAllowCidrs: ["10.0.0.0/40"] } });
     const r = await run(ctx);
     expect(r.result.errorCode).toBe("k8s_config_invalid");
-    expect(r.result.errorMessage).toBe('invalid egress config: egressAllowCidrs: "10.0.0.0/40" is not a CIDR');
+    expect(r.result.errorMessage).toBe('invalid egress config: egressAllowCidrs: "10.0.0.0/40" is not a CIDR (a network address, IPv4 or IPv6, without host bits)');
     expect(jobsOf(ctx.agent.id)).toEqual([]);
+  });
+});
+
+describe("testEnvironment's probe with egressPolicy", () => {
+  it("the probe pod runs under the same policy, which is gone after it", async () => {
+    const egressOfProbes = () =>
+      (getJson(["-n", NS, "get", "networkpolicies", "-l", "app.kubernetes.io/component=agent-egress"])?.items ?? []).filter((p) =>
+        p.metadata.name.startsWith("ac-env-probe-"),
+      );
+    const config = { kubeconfig: cluster.KUBECONFIG, namespace: NS, ...NODE_RESOURCES, egressPolicy: true, environmentProbe: "version" };
+    let settled = false;
+    const pending = testEnvironment({ companyId: "co", adapterType: "claude_k8s", config }).finally(() => (settled = true));
+    const seen = new Set();
+    while (!settled) {
+      for (const p of egressOfProbes()) seen.add(p.metadata.name);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const r = await pending;
+    expect(r.checks.map((c) => c.code)).toContain("claude_probe_cli_version");
+    expect(seen.size).toBe(1);
+    await expect.poll(() => egressOfProbes().length, { timeout: 60_000 }).toBe(0);
   });
 });

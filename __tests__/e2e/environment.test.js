@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testEnvironment } from "../../server.js";
-import { NS, cluster, dropIdentity, getJson, identityWithout, inPaperclipPod, jobsOf, k8sMinor, kubectl, makeCtx, mockUrl, run } from "./harness.js";
+import { NODE_RESOURCES, NS, cluster, dropIdentity, getJson, identityWithout, inPaperclipPod, jobsOf, k8sMinor, kubectl, makeCtx, mockUrl, run } from "./harness.js";
 
 inPaperclipPod(beforeAll);
 
@@ -99,7 +99,8 @@ describe("testEnvironment's opt-in probe: a short Job with the agent's image and
   const probeCtx = (config) => ({
     companyId: "co",
     adapterType: "claude_k8s",
-    config: { kubeconfig: cluster.KUBECONFIG, namespace: NS, ...config, env: { CLAUDE_CODE_MAX_RETRIES: "0", ...config.env } },
+    // The node's resources as a run's (makeCtx): on the real node a probe pod still in its grace period holds its request.
+    config: { kubeconfig: cluster.KUBECONFIG, namespace: NS, ...NODE_RESOURCES, ...config, env: { CLAUDE_CODE_MAX_RETRIES: "0", ...config.env } },
   });
   const byCode = (r) => Object.fromEntries(r.checks.map((c) => [c.code, c]));
   const probeJobs = () => getJson(["-n", NS, "get", "jobs", "-l", "paperclip.io/probe=environment"])?.items ?? [];

@@ -90,7 +90,7 @@ let runCounter = 0;
 // Unschedulable ("Insufficient cpu") — k8s_pod_schedule_failed at once, as the
 // original reports it. The suites ask for little, so that runs can follow one
 // another and overlap as they do on the simulated node (64 CPUs).
-const NODE_RESOURCES = realNode ? { resources: { requests: { cpu: "10m", memory: "64Mi" } } } : {};
+export const NODE_RESOURCES = realNode ? { resources: { requests: { cpu: "10m", memory: "64Mi" } } } : {};
 
 /** A host ctx for one heartbeat; `scenario` picks the mock API's behaviour. */
 export function makeCtx({ scenario = "plain", agentId, runId, config = {}, env = {}, context = {}, runtime = {}, authToken } = {}) {

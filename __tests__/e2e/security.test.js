@@ -119,7 +119,7 @@ describe.runIf(podSecurity)("Pod Security `baseline`", () => {
     delete process.env.HOSTNAME;
     try {
       const plain = await run(offCluster("plain/text=Baseline%20default."));
-      expect(plain.result).toMatchObject({ exitCode: 0, summary: "Baseline default." });
+      expect(plain.result, JSON.stringify(plain.result)).toMatchObject({ exitCode: 0, summary: "Baseline default." });
       const loose = await run(offCluster("plain/text=Baseline%20loose.", { securityContext: { allowPrivilegeEscalation: true } }));
       expect(loose.result).toMatchObject({ exitCode: 0, summary: "Baseline loose." });
     } finally {

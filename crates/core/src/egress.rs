@@ -21,9 +21,11 @@
 //! 4. each of `egressAllowCidrs`, on any port.
 //!
 //! Invariants: the policy never selects anything but the run's own pod; it
-//! exists before the Job (so the pod never starts unrestricted), belongs to
-//! the Job once the Job exists (the garbage collector removes it with the
-//! Job if the host dies) and is deleted with the run. A run that asked for
+//! exists before the Job (so the pod never starts unrestricted) and belongs
+//! to the Job and to each pod of it once seen — the garbage collector removes
+//! an object only when all its owners are gone, so the policy outlives every
+//! pod of the run, including one in its grace period after a cancel (only a
+//! policy left without an owner is deleted by the run itself). A run that asked for
 //! one and cannot create it fails (`k8s_egress_policy_create_failed`) rather
 //! than run unrestricted. A policy is inert without a network plugin that
 //! enforces NetworkPolicy (Calico, Cilium, …): `testEnvironment` says so.
@@ -56,12 +58,8 @@ const NOT_PUBLIC_V6: &[&str] = &["::/127", "fc00::/7", "fe80::/10"];
 
 /// Labels that differ between replicas or revisions of the same server: a
 /// selector on them would miss the server after a rollout.
-const PER_REPLICA_LABELS: &[&str] = &[
-    "pod-template-hash",
-    "controller-revision-hash",
-    "statefulset.kubernetes.io/pod-name",
-    "apps.kubernetes.io/pod-index",
-];
+const PER_REPLICA_LABELS: &[&str] =
+    &["pod-template-hash", "controller-revision-hash", "statefulset.kubernetes.io/pod-name", "apps.kubernetes.io/pod-index"];
 
 /// `egressPolicy`, `egressAllowCidrs`, `egressAllowPorts`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -77,7 +75,13 @@ impl EgressConfig {
     pub fn from_map(m: &serde_json::Map<String, serde_json::Value>) -> Result<Self, ConfigError> {
         let allow_cidrs = crate::config::parse_name_list(m.get("egressAllowCidrs"))
             .iter()
-            .map(|c| normalise_cidr(c).ok_or_else(|| ConfigError::Egress(format!("egressAllowCidrs: {c:?} is not a CIDR"))))
+            .map(|c| {
+                normalise_cidr(c).ok_or_else(|| {
+                    ConfigError::Egress(format!(
+                        "egressAllowCidrs: {c:?} is not a CIDR (a network address, IPv4 or IPv6, without host bits)"
+                    ))
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let ports: Vec<String> = match m.get("egressAllowPorts") {
             Some(serde_json::Value::Array(a)) => a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect(),
@@ -92,7 +96,9 @@ impl EgressConfig {
                         allow_ports.push(n);
                     }
                 }
-                _ => return Err(ConfigError::Egress(format!("egressAllowPorts: {p:?} is not a port (1-65535)"))),
+                _ => {
+                    return Err(ConfigError::Egress(format!("egressAllowPorts: {p:?} is not a port (1-65535)")));
+                }
             }
         }
         Ok(EgressConfig { enabled: crate::config::as_bool(m, "egressPolicy", false), allow_cidrs, allow_ports })
@@ -114,7 +120,18 @@ pub fn normalise_cidr(s: &str) -> Option<String> {
         Some(l) => l.parse::<u8>().ok().filter(|n| *n <= max)?,
         None => max,
     };
-    Some(format!("{ip}/{len}"))
+    // What the apiserver would refuse at create time, every run: an
+    // IPv4-mapped IPv6 address, or host bits set under the prefix.
+    let host_bits = match ip {
+        IpAddr::V4(a) => u32::from(a).checked_shl(u32::from(len)).unwrap_or(0) != 0,
+        IpAddr::V6(a) => {
+            if a.to_ipv4_mapped().is_some() {
+                return None;
+            }
+            u128::from(a).checked_shl(u32::from(len)).unwrap_or(0) != 0
+        }
+    };
+    (!host_bits).then(|| format!("{ip}/{len}"))
 }
 
 /// What the policy is built from.
@@ -181,7 +198,10 @@ pub fn plan(input: &EgressInput) -> EgressPlan {
             pod.labels.iter().filter(|(k, _)| !PER_REPLICA_LABELS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
         if selector.is_empty() {
             // An empty selector would select every pod of the namespace.
-            warnings.push(format!("egress policy: Paperclip's pod {} has no labels to select it by; the Paperclip API is allowed only by address", pod.name));
+            warnings.push(format!(
+                "egress policy: Paperclip's pod {} has no labels to select it by; the Paperclip API is allowed only by address",
+                pod.name
+            ));
         } else {
             let mut ports: Vec<i32> = api_port.map(i32::from).into_iter().collect();
             for p in &pod.tcp_ports {
@@ -193,21 +213,26 @@ pub fn plan(input: &EgressInput) -> EgressPlan {
                 match_labels: Some(BTreeMap::from([("kubernetes.io/metadata.name".to_owned(), pod.namespace.clone())])),
                 ..Default::default()
             });
-            let words = selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
-            let ports_words = ports.iter().map(i32::to_string).collect::<Vec<_>>().join(", ");
-            allows.push(match &namespace_selector {
-                Some(_) => format!("the Paperclip API: pods {words} in namespace {}, TCP {ports_words}", pod.namespace),
-                None => format!("the Paperclip API: pods {words}, TCP {ports_words}"),
-            });
-            rules.push(NetworkPolicyEgressRule {
-                to: Some(vec![NetworkPolicyPeer {
-                    pod_selector: Some(LabelSelector { match_labels: Some(selector), ..Default::default() }),
-                    namespace_selector,
-                    ..Default::default()
-                }]),
-                ports: (!ports.is_empty()).then(|| ports.into_iter().map(tcp).collect()),
-            });
-            api_allowed = true;
+            if ports.is_empty() {
+                // A rule without ports would open every port of those pods.
+                warnings.push("egress policy: PAPERCLIP_API_URL has no port and Paperclip's container declares none; the Paperclip API is not allowed".to_owned());
+            } else {
+                let words = selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+                let ports_words = ports.iter().map(i32::to_string).collect::<Vec<_>>().join(", ");
+                allows.push(match &namespace_selector {
+                    Some(_) => format!("the Paperclip API: pods {words} in namespace {}, TCP {ports_words}", pod.namespace),
+                    None => format!("the Paperclip API: pods {words}, TCP {ports_words}"),
+                });
+                rules.push(NetworkPolicyEgressRule {
+                    to: Some(vec![NetworkPolicyPeer {
+                        pod_selector: Some(LabelSelector { match_labels: Some(selector), ..Default::default() }),
+                        namespace_selector,
+                        ..Default::default()
+                    }]),
+                    ports: Some(ports.into_iter().map(tcp).collect()),
+                });
+                api_allowed = true;
+            }
         }
     }
     match &endpoint {
@@ -232,7 +257,8 @@ pub fn plan(input: &EgressInput) -> EgressPlan {
 
     let mut public_ports = vec![tcp(443)];
     public_ports.extend(input.config.allow_ports.iter().map(|p| tcp(i32::from(*p))));
-    let port_words = std::iter::once(443).chain(input.config.allow_ports.iter().copied()).map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
+    let port_words =
+        std::iter::once(443).chain(input.config.allow_ports.iter().copied()).map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
     allows.push(format!("public addresses, TCP {port_words}"));
     rules.push(NetworkPolicyEgressRule {
         to: Some(vec![ip_block("0.0.0.0/0", NOT_PUBLIC_V4), ip_block("::/0", NOT_PUBLIC_V6)]),
@@ -289,7 +315,14 @@ mod tests {
     }
 
     fn input<'a>(c: &'a EgressConfig, pod: Option<&'a SelfPod>, api_url: &'a str) -> EgressInput<'a> {
-        EgressInput { config: c, job_name: "ac-a-run-1-abcdef", namespace: "paperclip", run_labels: BTreeMap::new(), self_pod: pod, api_url }
+        EgressInput {
+            config: c,
+            job_name: "ac-a-run-1-abcdef",
+            namespace: "paperclip",
+            run_labels: BTreeMap::new(),
+            self_pod: pod,
+            api_url,
+        }
     }
 
     #[test]
@@ -300,7 +333,13 @@ mod tests {
         assert_eq!(c.allow_ports, [22, 8443]);
         assert_eq!(cfg(json!({})).unwrap(), EgressConfig::default());
         assert_eq!(cfg(json!({"egressAllowPorts": 8443})).unwrap().allow_ports, [8443]);
-        for bad in [json!({"egressAllowCidrs": ["10.0.0.0/33"]}), json!({"egressAllowCidrs": "example.com"}), json!({"egressAllowPorts": [0]}), json!({"egressAllowPorts": "70000"}), json!({"egressAllowPorts": [true]})] {
+        for bad in [
+            json!({"egressAllowCidrs": ["10.0.0.0/33"]}),
+            json!({"egressAllowCidrs": "example.com"}),
+            json!({"egressAllowPorts": [0]}),
+            json!({"egressAllowPorts": "70000"}),
+            json!({"egressAllowPorts": [true]}),
+        ] {
             let e = cfg(bad.clone()).unwrap_err().to_string();
             assert!(e.starts_with("invalid egress config: egressAllow"), "{bad}: {e}");
         }
@@ -341,7 +380,10 @@ mod tests {
         // Off-cluster host at an address: that address, on its port.
         let p = plan(&input(&c, None, "http://192.0.2.10:3100/"));
         let v = serde_json::to_value(&p.policy).unwrap();
-        assert_eq!(v["spec"]["egress"][1], json!({"to": [{"ipBlock": {"cidr": "192.0.2.10/32"}}], "ports": [{"port": 3100, "protocol": "TCP"}]}));
+        assert_eq!(
+            v["spec"]["egress"][1],
+            json!({"to": [{"ipBlock": {"cidr": "192.0.2.10/32"}}], "ports": [{"port": 3100, "protocol": "TCP"}]})
+        );
         assert!(p.warnings.is_empty());
         // A name that is not Paperclip's pod and not on 443: said, not guessed.
         let p = plan(&input(&c, None, "http://paperclip.internal:3100"));
@@ -351,7 +393,10 @@ mod tests {
         let mut pod = self_pod();
         pod.namespace = "control".into();
         let v = serde_json::to_value(plan(&input(&c, Some(&pod), "http://localhost:3100")).policy).unwrap();
-        assert_eq!(v["spec"]["egress"][1]["to"][0]["namespaceSelector"], json!({"matchLabels": {"kubernetes.io/metadata.name": "control"}}));
+        assert_eq!(
+            v["spec"]["egress"][1]["to"][0]["namespaceSelector"],
+            json!({"matchLabels": {"kubernetes.io/metadata.name": "control"}})
+        );
         // A pod with no labels must never become an empty (select-all) selector.
         let mut bare = self_pod();
         bare.labels.clear();
@@ -367,5 +412,9 @@ mod tests {
         assert_eq!(normalise_cidr("2001:DB8::1").as_deref(), Some("2001:db8::1/128"));
         assert_eq!(normalise_cidr("10.0.0.0/"), None);
         assert_eq!(normalise_cidr("::/129"), None);
+        assert_eq!(normalise_cidr("10.1.2.3/8"), None, "host bits");
+        assert_eq!(normalise_cidr("10.1.2.3/32").as_deref(), Some("10.1.2.3/32"));
+        assert_eq!(normalise_cidr("0.0.0.0/0").as_deref(), Some("0.0.0.0/0"));
+        assert_eq!(normalise_cidr("::ffff:10.0.0.1"), None, "IPv4-mapped: the apiserver refuses it");
     }
 }

@@ -17,6 +17,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{DeleteParams, LogParams, PostParams, PropagationPolicy};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
@@ -87,7 +88,7 @@ fn probe_job(
     env: &HostEnv,
     namespace: &str,
     sources: Option<&crate::selfpod::SourceKeys>,
-) -> Result<(Job, String, Option<Secret>), String> {
+) -> Result<(Job, String, Option<Secret>, Option<NetworkPolicy>), String> {
     let run_id = format!("probe-{}", k8s_openapi::jiff::Timestamp::now().as_millisecond());
     let rc = crate::ctx::RunContext::from_json(&json!({
         "runId": run_id,
@@ -109,6 +110,7 @@ fn probe_job(
     let plan = crate::job::build_job(&input).map_err(|e| e.to_string())?;
     let mut job = plan.job;
     let secret = plan.prompt_secret;
+    let policy = plan.egress.map(|e| e.policy);
     let name = plan.job_name.clone();
     let labels = job.metadata.labels.get_or_insert_default();
     labels.insert("paperclip.io/probe".into(), "environment".into());
@@ -121,7 +123,7 @@ fn probe_job(
     if let Some(meta) = job.spec.as_mut().and_then(|s| s.template.metadata.as_mut()) {
         meta.labels.get_or_insert_default().insert("paperclip.io/probe".into(), "environment".into());
     }
-    Ok((job, name, secret))
+    Ok((job, name, secret, policy))
 }
 
 /// How the probe pod ended.
@@ -169,30 +171,48 @@ static UNREACHABLE: LazyLock<Regex> = LazyLock::new(|| {
 /// The checks of a probe whose pod ran to the end.
 pub fn interpret(probe: Probe, log: &str, exit: Option<i32>, image: &str, now: jiff::Timestamp) -> Vec<Check> {
     let mut out = Vec::new();
-    let mark = |what: &str| log.lines().find_map(|l| l.strip_prefix(MARK).map(str::trim).filter(|r| r.starts_with(what)).map(str::to_owned));
+    let mark =
+        |what: &str| log.lines().find_map(|l| l.strip_prefix(MARK).map(str::trim).filter(|r| r.starts_with(what)).map(str::to_owned));
     if mark("missing").is_some() || exit == Some(127) && mark("version").is_none() {
         out.push(check(
             "claude_probe_cli_missing",
             "error",
             format!("The image {image} has no `claude` on its PATH."),
-            Some("Use an image with Claude Code installed (npm install -g @anthropic-ai/claude-code), or set `image` in the agent's config."),
+            Some(
+                "Use an image with Claude Code installed (npm install -g @anthropic-ai/claude-code), or set `image` in the agent's config.",
+            ),
         ));
         return out;
     }
     let Some(version) = mark("version") else {
-        out.push(check("claude_probe_failed", "error", format!("The probe pod exited with code {} before `claude --version` ran.", exit.map_or("?".into(), |c| c.to_string())), None));
+        out.push(check(
+            "claude_probe_failed",
+            "error",
+            format!("The probe pod exited with code {} before `claude --version` ran.", exit.map_or("?".into(), |c| c.to_string())),
+            None,
+        ));
         return out;
     };
     // "version rc=0 2.1.328 (Claude Code)"
     let rest = version.trim_start_matches("version").trim();
     let (rc, v) = rest.split_once(' ').unwrap_or((rest, ""));
     if rc != "rc=0" {
-        let mut c = check("claude_probe_version_failed", "error", format!("`claude --version` failed in {image} ({rc})."), Some("Run `claude --version` in the image to see why; the CLI needs Node.js 18+."));
+        let mut c = check(
+            "claude_probe_version_failed",
+            "error",
+            format!("`claude --version` failed in {image} ({rc})."),
+            Some("Run `claude --version` in the image to see why; the CLI needs Node.js 18+."),
+        );
         c.detail = Some(v.chars().take(300).collect());
         out.push(c);
         return out;
     }
-    let mut c = check("claude_probe_cli_version", "info", format!("Claude Code {} in {image}", v.trim().trim_end_matches("(Claude Code)").trim()), None);
+    let mut c = check(
+        "claude_probe_cli_version",
+        "info",
+        format!("Claude Code {} in {image}", v.trim().trim_end_matches("(Claude Code)").trim()),
+        None,
+    );
     c.detail = Some(v.trim().to_owned());
     out.push(c);
     if probe == Probe::Version {
@@ -226,13 +246,17 @@ pub fn interpret(probe: Probe, log: &str, exit: Option<i32>, image: &str, now: j
             "claude_hello_probe_auth_required",
             "error",
             "The Anthropic API refused the pod's credentials.",
-            Some("Check ANTHROPIC_API_KEY (or CLAUDE_CODE_OAUTH_TOKEN) in the Secret the Job inherits (the Deployment's envFrom / secretRef) or in the agent's env."),
+            Some(
+                "Check ANTHROPIC_API_KEY (or CLAUDE_CODE_OAUTH_TOKEN) in the Secret the Job inherits (the Deployment's envFrom / secretRef) or in the agent's env.",
+            ),
         ),
         _ if UNREACHABLE.is_match(&words) => check(
             "claude_hello_probe_api_unreachable",
             "error",
             "The pod cannot reach the Anthropic API.",
-            Some("Check DNS, the namespace's egress NetworkPolicy and any proxy (HTTPS_PROXY) for the Job's pods, and ANTHROPIC_BASE_URL if set."),
+            Some(
+                "Check DNS, the namespace's egress NetworkPolicy and any proxy (HTTPS_PROXY) for the Job's pods, and ANTHROPIC_BASE_URL if set.",
+            ),
         ),
         Some(Classified { error_code: "provider_quota", .. }) => check(
             "claude_hello_probe_usage_limited",
@@ -281,11 +305,19 @@ pub async fn run(
         }
         _ => None,
     };
-    let (job, name, secret) = match probe_job(probe, company_id, config, self_pod, env, namespace, sources.as_ref()) {
+    let (job, name, secret, policy) = match probe_job(probe, company_id, config, self_pod, env, namespace, sources.as_ref()) {
         Ok(j) => j,
-        Err(e) => return vec![check("claude_probe_not_built", "error", format!("The probe Job could not be built: {e}"), None)],
+        Err(e) => {
+            return vec![check("claude_probe_not_built", "error", format!("The probe Job could not be built: {e}"), None)];
+        }
     };
-    let image = job.spec.as_ref().and_then(|s| s.template.spec.as_ref()).and_then(|s| s.containers.first()).and_then(|c| c.image.clone()).unwrap_or_default();
+    let image = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|s| s.containers.first())
+        .and_then(|c| c.image.clone())
+        .unwrap_or_default();
     let budget = job.spec.as_ref().and_then(|s| s.active_deadline_seconds).unwrap_or(DEFAULT_TIMEOUT_SEC) as u64;
     let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
@@ -307,8 +339,30 @@ pub async fn run(
             let _ = secrets.delete(n, &DeleteParams::default()).await;
         }
     };
-    if let Err(e) = jobs.create(&PostParams::default(), &job).await {
+    // The probe pod runs the agent's image with its credentials: under the
+    // run's egress policy, created first, as for a run.
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), namespace);
+    let policy_name = policy.as_ref().and_then(|p| p.metadata.name.clone());
+    if let Some(p) = &policy
+        && let Err(e) = policies.create(&PostParams::default(), p).await
+    {
         delete_secret().await;
+        return vec![check(
+            "claude_probe_job_create_failed",
+            "error",
+            format!("The probe's egress NetworkPolicy could not be created in {namespace}: {}", describe_error(&e)),
+            Some("Runs create the same policy (egressPolicy): fix this first (RBAC: deploy/rbac-egress.yaml)."),
+        )];
+    }
+    let delete_policy = || async {
+        if let Some(n) = &policy_name {
+            let _ = policies.delete(n, &DeleteParams::default()).await;
+        }
+    };
+    let created = jobs.create(&PostParams::default(), &job).await;
+    if let Err(e) = created {
+        delete_secret().await;
+        delete_policy().await;
         return vec![check(
             "claude_probe_job_create_failed",
             "error",
@@ -316,23 +370,37 @@ pub async fn run(
             Some("Runs create the same Job: fix this first (RBAC, admission, quota)."),
         )];
     }
+    // Owned by the Job, the policy goes with it (the garbage collector); one
+    // left without an owner is deleted at the end.
+    let mut policy_owned = false;
+    if let (Some(n), Ok(created)) = (&policy_name, &created) {
+        policy_owned = crate::run::set_policy_owners(&policies, n, &name, created.metadata.uid.as_deref(), &[]).await.is_ok();
+    }
     let ended = wait_for_pod(&pods, &name, Duration::from_secs(budget + 15)).await;
     let mut checks = match ended {
         Ended::Terminated(pod) => {
             let pod_name = pod.metadata.name.clone().unwrap_or_default();
             let exit = claude_terminated(&pod).map(|t| t.exit_code);
-            let params = LogParams { container: Some(crate::pod::CLAUDE_CONTAINER.into()), limit_bytes: Some(LOG_LIMIT), ..Default::default() };
+            let params =
+                LogParams { container: Some(crate::pod::CLAUDE_CONTAINER.into()), limit_bytes: Some(LOG_LIMIT), ..Default::default() };
             match pods.logs(&pod_name, &params).await {
                 Ok(log) => interpret(probe, &log, exit, &image, jiff::Timestamp::now()),
-                Err(e) => vec![check("claude_probe_log_unreadable", "warn", format!("The probe ran but its log could not be read: {}", describe_error(&e)), None)],
+                Err(e) => vec![check(
+                    "claude_probe_log_unreadable",
+                    "warn",
+                    format!("The probe ran but its log could not be read: {}", describe_error(&e)),
+                    None,
+                )],
             }
         }
-        Ended::Failed(why) if why.contains("image pull") || why.contains("Image pull") => vec![check(
-            "k8s_probe_image_pull_failed",
-            "error",
-            format!("The node could not pull the agent's image {image}: {why}"),
-            Some("Check the image name and tag, and the imagePullSecrets the Job inherits (or set `image` in the agent's config)."),
-        )],
+        Ended::Failed(why) if why.contains("image pull") || why.contains("Image pull") => {
+            vec![check(
+                "k8s_probe_image_pull_failed",
+                "error",
+                format!("The node could not pull the agent's image {image}: {why}"),
+                Some("Check the image name and tag, and the imagePullSecrets the Job inherits (or set `image` in the agent's config)."),
+            )]
+        }
         Ended::Failed(why) => vec![check("k8s_probe_pod_failed", "error", format!("The probe pod could not run: {why}"), None)],
         Ended::TimedOut => vec![check(
             "claude_probe_timed_out",
@@ -346,9 +414,17 @@ pub async fn run(
     if let Err(e) = jobs.delete(&name, &dp).await
         && !crate::cluster::is_not_found(&e)
     {
-        checks.push(check("claude_probe_cleanup_failed", "warn", format!("The probe Job {name} could not be deleted: {}", describe_error(&e)), None));
+        checks.push(check(
+            "claude_probe_cleanup_failed",
+            "warn",
+            format!("The probe Job {name} could not be deleted: {}", describe_error(&e)),
+            None,
+        ));
     }
     delete_secret().await;
+    if !policy_owned {
+        delete_policy().await;
+    }
     checks
 }
 
@@ -397,7 +473,11 @@ mod tests {
         assert_eq!(codes(&interpret(Probe::Hello, &odd, Some(0), "i", now()))[1], "claude_hello_probe_unexpected_output");
         for (text, status, code) in [
             ("Invalid API key · Fix external API key", Some(401), "claude_hello_probe_auth_required"),
-            ("API Error: Connection refused — a firewall or proxy may be blocking it (ECONNREFUSED)", None, "claude_hello_probe_api_unreachable"),
+            (
+                "API Error: Connection refused — a firewall or proxy may be blocking it (ECONNREFUSED)",
+                None,
+                "claude_hello_probe_api_unreachable",
+            ),
             ("API Error: Can't reach the API server — check your internet or DNS (ENOTFOUND)", None, "claude_hello_probe_api_unreachable"),
             ("API Error: Request rejected (429) · rate limit", Some(429), "claude_hello_probe_usage_limited"),
             ("API Error: 529 Overloaded.", Some(529), "claude_hello_probe_transient_upstream"),

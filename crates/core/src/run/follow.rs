@@ -37,7 +37,7 @@ use tokio::time::{Interval, Sleep};
 use super::book::PodBook;
 use super::follower::{Follower, FollowerOutput};
 use super::watches::{self, JobEvents, JobNews, JobView, PodEvents, RefusalEvents, Unwatchable, WatchHealth};
-use super::{Running, RunError, delete_job, facts};
+use super::{RunError, Running, delete_job, facts};
 use crate::cancel::{self, CancelProbe, Poll};
 use crate::config::AdapterConfig;
 use crate::ctx::RunContext;
@@ -191,6 +191,9 @@ struct Following<'a, H: Host> {
     node_silent: Option<NodeSilence>,
     timed_out: bool,
     cancelled_by: Option<&'static str>,
+    /// The run's pods (name, uid) its egress policy has been made to belong
+    /// to: the policy outlives each of them (see `super::own_egress_policy`).
+    policy_pods: Vec<(String, String)>,
 }
 
 impl<'a, H: Host + 'static> Following<'a, H> {
@@ -217,6 +220,7 @@ impl<'a, H: Host + 'static> Following<'a, H> {
             node_silent: None,
             timed_out: false,
             cancelled_by: None,
+            policy_pods: Vec::new(),
             timers: Timers::new(cfg),
         }
     }
@@ -342,6 +346,15 @@ impl<'a, H: Host + 'static> Following<'a, H> {
         if self.pod_name.as_deref() != Some(name.as_str()) {
             self.pod_name = Some(name.clone());
         }
+        if self.run.egress_policy.is_some()
+            && let Some(uid) = p.metadata.uid.as_ref()
+            && !self.policy_pods.iter().any(|(_, u)| u == uid)
+        {
+            self.policy_pods.push((name.clone(), uid.clone()));
+            if let Err(e) = super::own_egress_policy(self.run, &self.policy_pods).await {
+                self.reporter.warn(format!("Warning: could not make the egress NetworkPolicy outlive pod {name}: {e}")).await?;
+            }
+        }
         match pod::assess(p) {
             PodProgress::Started if !self.spawned => {
                 self.spawned = true;
@@ -349,7 +362,9 @@ impl<'a, H: Host + 'static> Following<'a, H> {
                 self.pod_running_at = Some(Instant::now());
                 self.follower.start(self.pods.clone(), name, self.reporter.clone());
             }
-            PodProgress::Failed(msg) if !self.spawned => return Ok(Some(wait_failed(self.run.reattached, &msg))),
+            PodProgress::Failed(msg) if !self.spawned => {
+                return Ok(Some(wait_failed(self.run.reattached, &msg)));
+            }
             _ => {}
         }
         Ok(None)
@@ -364,7 +379,9 @@ impl<'a, H: Host + 'static> Following<'a, H> {
                     Some(l) => format!("the run is given up in {}s unless it comes back", l.as_secs()),
                     None => "waiting for it (nodeLostTimeoutSec is 0)".to_owned(),
                 };
-                self.reporter.warn(format!("Warning: node {} stopped reporting (pod not ready since {since}); {wait}", silence.node)).await?;
+                self.reporter
+                    .warn(format!("Warning: node {} stopped reporting (pod not ready since {since}); {wait}", silence.node))
+                    .await?;
                 if let Some(l) = self.timers.node_lost_limit {
                     self.timers.node_lost.as_mut().reset(tokio::time::Instant::now() + l);
                 }
@@ -501,8 +518,11 @@ impl<'a, H: Host + 'static> Following<'a, H> {
         self.reporter.info(format!("Run cancelled {by} — deleting Job {}", self.run.job_name)).await?;
         self.follower.abandon().await;
         // Acknowledge only what is true: the Job (and so its pod) is gone.
-        let result =
-            if delete_job(self.run, self.reporter).await { RunResult::cancelled_acknowledged("k8s_job_deleted") } else { RunResult::cancelled() };
+        let result = if delete_job(self.run, self.reporter).await {
+            RunResult::cancelled_acknowledged("k8s_job_deleted")
+        } else {
+            RunResult::cancelled()
+        };
         Ok(Followed { result, retain: false, job_already_deleted: true })
     }
 

@@ -65,8 +65,7 @@ pub enum RunError {
 
 /// Per-agent locks around guard + create (FAR-29): two runs of one agent never
 /// both pass the guard; different agents never wait on each other.
-static AGENT_LOCKS: LazyLock<StdMutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> =
-    LazyLock::new(Default::default);
+static AGENT_LOCKS: LazyLock<StdMutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> = LazyLock::new(Default::default);
 
 fn agent_lock(agent: &str) -> Arc<tokio::sync::Mutex<()>> {
     let mut locks = AGENT_LOCKS.lock().unwrap_or_else(|p| p.into_inner());
@@ -82,7 +81,10 @@ fn agent_lock(agent: &str) -> Arc<tokio::sync::Mutex<()>> {
 /// core's own tests run it on one thread, where nothing else would notice).
 #[cfg(test)]
 #[allow(dead_code)]
-fn execute_is_send<H: Host + 'static>(ctx: &Value, host: Arc<H>) -> impl std::future::Future<Output = Result<RunResult, RunError>> + Send + '_ {
+fn execute_is_send<H: Host + 'static>(
+    ctx: &Value,
+    host: Arc<H>,
+) -> impl std::future::Future<Output = Result<RunResult, RunError>> + Send + '_ {
     execute(ctx, host)
 }
 
@@ -94,11 +96,7 @@ pub async fn execute<H: Host + 'static>(ctx: &Value, host: Arc<H>) -> Result<Run
 }
 
 /// [`execute`] with the process environment given (tests inject it).
-pub async fn execute_with<H: Host + 'static>(
-    rc: &RunContext,
-    env: &HostEnv,
-    reporter: Arc<Reporter<H>>,
-) -> Result<RunResult, RunError> {
+pub async fn execute_with<H: Host + 'static>(rc: &RunContext, env: &HostEnv, reporter: Arc<Reporter<H>>) -> Result<RunResult, RunError> {
     let cfg = match AdapterConfig::from_ctx(rc) {
         Ok(c) => c,
         Err(e) => return Ok(RunResult::error("k8s_config_invalid", &e.to_string())),
@@ -151,6 +149,9 @@ struct Running {
     prompt_secret: Option<String>,
     /// The run's egress NetworkPolicy, when this run created one.
     egress_policy: Option<String>,
+    /// It belongs to the Job (and, once seen, to its pods): the garbage
+    /// collector removes it, never before the last of them is gone.
+    egress_owned: bool,
     reattached: bool,
 }
 
@@ -191,14 +192,8 @@ async fn start<H: Host>(
             )));
         }
     };
-    let verdict = guard::decide(
-        &listed,
-        &rc.run_id,
-        &namespace,
-        cfg.reattach_orphaned_jobs,
-        task_label.as_deref(),
-        session_label.as_deref(),
-    );
+    let verdict =
+        guard::decide(&listed, &rc.run_id, &namespace, cfg.reattach_orphaned_jobs, task_label.as_deref(), session_label.as_deref());
     if let Verdict::Block { code, message } = &verdict {
         return Ok(Started::Done(RunResult::error(code, message)));
     }
@@ -274,6 +269,7 @@ async fn reattach<H: Host>(
         prompt_secret: None,
         // A reattached run's policy (and Secret) belong to the Job: they go with it.
         egress_policy: None,
+        egress_owned: false,
         reattached: true,
     }))
 }
@@ -314,7 +310,9 @@ async fn create<H: Host>(
     };
     let plan = match crate::job::build_job(&input) {
         Ok(p) => p,
-        Err(e) => return Ok(Started::Done(RunResult::error("k8s_job_create_failed", &format!("Failed to build Kubernetes Job: {e}")))),
+        Err(e) => {
+            return Ok(Started::Done(RunResult::error("k8s_job_create_failed", &format!("Failed to build Kubernetes Job: {e}"))));
+        }
     };
     if !plan.skipped_labels.is_empty() {
         reporter.warn(format!("Warning: skipped labels: {}", plan.skipped_labels.join(", "))).await?;
@@ -332,11 +330,7 @@ async fn create<H: Host>(
         }
     }
     let image = plan.image().unwrap_or_default();
-    let mut notes = vec![
-        format!("Image: {image}"),
-        format!("Namespace: {}", plan.namespace),
-        format!("Timeout: {}s", cfg.timeout_sec),
-    ];
+    let mut notes = vec![format!("Image: {image}"), format!("Namespace: {}", plan.namespace), format!("Timeout: {}s", cfg.timeout_sec)];
     notes.push(prepared.skills_note.clone());
     reporter
         .meta(json!({
@@ -404,16 +398,16 @@ async fn create<H: Host>(
         {
             reporter.warn(format!("Warning: could not set the prompt Secret's owner: {}", describe_error(&e))).await?;
         }
-        if let Some(name) = &policy_name
-            && let Err(e) = policies.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await
-        {
-            reporter.warn(format!("Warning: could not set the egress NetworkPolicy's owner: {}", describe_error(&e))).await?;
+    }
+    let mut egress_owned = false;
+    if let Some(name) = &policy_name {
+        match set_policy_owners(&policies, name, &plan.job_name, job_uid.as_deref(), &[]).await {
+            Ok(()) => egress_owned = true,
+            Err(e) => reporter.warn(format!("Warning: could not set the egress NetworkPolicy's owner: {e}")).await?,
         }
     }
     let deadline = if cfg.timeout_sec > 0 { format!("{}s", cfg.timeout_sec) } else { "none".into() };
-    reporter
-        .info(format!("Created K8s Job: {} in namespace {} (deadline: {deadline})", plan.job_name, plan.namespace))
-        .await?;
+    reporter.info(format!("Created K8s Job: {} in namespace {} (deadline: {deadline})", plan.job_name, plan.namespace)).await?;
     Ok(Started::Running(Running {
         client,
         lists: cluster.lists.clone(),
@@ -422,8 +416,42 @@ async fn create<H: Host>(
         job_uid,
         prompt_secret: secret_name,
         egress_policy: policy_name,
+        egress_owned,
         reattached: false,
     }))
+}
+
+/// Makes the run's egress policy belong to its Job and to each of `pods`
+/// (name, uid). The garbage collector removes an object only when all of its
+/// owners are gone, so the policy outlives every pod of the run, however the
+/// run ends and whoever deletes the Job.
+async fn own_egress_policy(run: &Running, pods: &[(String, String)]) -> Result<(), String> {
+    let Some(name) = &run.egress_policy else {
+        return Ok(());
+    };
+    let policies: Api<NetworkPolicy> = Api::namespaced(run.client.clone(), &run.namespace);
+    set_policy_owners(&policies, name, &run.job_name, run.job_uid.as_deref(), pods).await
+}
+
+/// Sets the policy's owners: the Job (when its uid is known) and `pods`.
+pub(crate) async fn set_policy_owners(
+    policies: &Api<NetworkPolicy>,
+    name: &str,
+    job_name: &str,
+    job_uid: Option<&str>,
+    pods: &[(String, String)],
+) -> Result<(), String> {
+    let mut owners: Vec<Value> = job_uid
+        .map(|uid| json!({"apiVersion": "batch/v1", "kind": "Job", "name": job_name, "uid": uid, "blockOwnerDeletion": false}))
+        .into_iter()
+        .collect();
+    owners
+        .extend(pods.iter().map(|(n, uid)| json!({"apiVersion": "v1", "kind": "Pod", "name": n, "uid": uid, "blockOwnerDeletion": false})));
+    if owners.is_empty() {
+        return Err("the Job's uid is unknown".into());
+    }
+    let patch = json!({"metadata": {"ownerReferences": owners}});
+    policies.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.map(drop).map_err(|e| describe_error(&e))
 }
 
 /// Deletes the Job (its pods follow). True when it is gone, whoever removed it.
@@ -451,16 +479,24 @@ async fn cleanup<H: Host>(run: &Running, cfg: &AdapterConfig, retain_for_mismatc
     }
     if let Some(name) = &run.prompt_secret {
         let secrets: Api<Secret> = Api::namespaced(run.client.clone(), &run.namespace);
-        if let Err(e) = secrets.delete(name, &DeleteParams::default()).await && !is_not_found(&e) {
+        if let Err(e) = secrets.delete(name, &DeleteParams::default()).await
+            && !is_not_found(&e)
+        {
             let _ = reporter.warn(format!("Warning: failed to delete prompt Secret {name}: {}", describe_error(&e))).await;
         }
     }
-    // Kept with a retained Job (its pod may still be looked at), else deleted.
+    // An owned policy is the garbage collector's to remove, after the Job and
+    // every pod of it are gone: deleting it here would free a pod still in
+    // its grace period (the Job's pods are deleted in the background, and
+    // `sh -c` as PID 1 takes the whole 30 s). Only an orphan is deleted here.
     if let Some(name) = &run.egress_policy
+        && !run.egress_owned
         && !(retain_for_mismatch || cfg.retain_jobs)
     {
         let policies: Api<NetworkPolicy> = Api::namespaced(run.client.clone(), &run.namespace);
-        if let Err(e) = policies.delete(name, &DeleteParams::default()).await && !is_not_found(&e) {
+        if let Err(e) = policies.delete(name, &DeleteParams::default()).await
+            && !is_not_found(&e)
+        {
             let _ = reporter.warn(format!("Warning: failed to delete egress NetworkPolicy {name}: {}", describe_error(&e))).await;
         }
     }

@@ -377,6 +377,9 @@ const READ_VARS: &[&str] = &[
     "PAPERCLIP_DB_BACKUP_DIR",
     "PAPERCLIP_STORAGE_LOCAL_DIR",
     "PAPERCLIP_SECRETS_MASTER_KEY_FILE",
+    // Diagnostics the operator switches on (crate::diagnostics).
+    "CLAUDE_K8S_LOG",
+    "CLAUDE_K8S_LOG_FORMAT",
 ];
 
 impl HostEnv {

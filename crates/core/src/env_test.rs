@@ -148,6 +148,7 @@ async fn access_check(client: &kube::Client, ns: &str, p: &Permission) -> Check 
 
 /// Runs every check. Never fails: problems are checks.
 pub async fn test_environment(ctx: &Value, env: &crate::config::HostEnv) -> EnvironmentReport {
+    crate::diagnostics::install_from_env(env);
     let ctx = crate::ctx::as_object(ctx);
     let adapter_type = str_field(&ctx, "adapterType").unwrap_or("claude_k8s").to_owned();
     let config = crate::ctx::as_object(ctx.get("config").unwrap_or(&Value::Null));

@@ -8,6 +8,7 @@
 
 pub mod ctx;
 pub mod host;
+pub mod diagnostics;
 
 // Building the Job (pure).
 pub mod config;

@@ -278,13 +278,17 @@ impl<'a, H: Host + 'static> Following<'a, H> {
             }
             Happening::CancelPoll => {
                 match self.probe.as_ref().expect("guarded").poll().await {
-                    Poll::Cancelled => self.cancelled_by = Some("externally"),
+                    Poll::Cancelled => {
+                        tracing::info!("cancelled through the host's API");
+                        self.cancelled_by = Some("externally")
+                    }
                     Poll::Transient(msg) => self.reporter.warn(msg).await?,
                     Poll::KeepGoing => {}
                 }
                 Ok(Next::Wait)
             }
             Happening::HostCancelled => {
+                tracing::info!("cancelled by the host");
                 self.cancelled_by = Some("by the host");
                 Ok(Next::Wait)
             }
@@ -357,6 +361,7 @@ impl<'a, H: Host + 'static> Following<'a, H> {
         }
         match pod::assess(p) {
             PodProgress::Started if !self.spawned => {
+                tracing::info!(pod = %name, node = p.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or_default(), "pod running; following its log");
                 self.spawned = true;
                 self.book.followed = Some(name.clone());
                 self.pod_running_at = Some(Instant::now());

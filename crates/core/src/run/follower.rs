@@ -139,11 +139,16 @@ fn spawn_follower<H: Host + 'static>(
     view: watch::Receiver<ContainerView>,
     mut parser: TranscriptParser,
 ) -> AbortOnDropHandle<FollowerOutput> {
-    AbortOnDropHandle::new(tokio::spawn(async move {
-        let mut follower = LogFollower::new(pods, pod, reporter);
-        let end = follower.run(&mut parser, view).await;
-        (end, parser, follower.stats)
-    }))
+    // A span of its own, inside the run's (a spawned task does not inherit it).
+    let span = tracing::info_span!("log", %pod);
+    AbortOnDropHandle::new(tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            let mut follower = LogFollower::new(pods, pod, reporter);
+            let end = follower.run(&mut parser, view).await;
+            (end, parser, follower.stats)
+        },
+        span,
+    )))
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use kube::{Api, Client};
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 use crate::cancel::CancelProbe;
 use crate::cluster::{self, describe_error, is_not_found};
@@ -91,12 +92,26 @@ fn execute_is_send<H: Host + 'static>(
 pub async fn execute<H: Host + 'static>(ctx: &Value, host: Arc<H>) -> Result<RunResult, RunError> {
     let rc = RunContext::from_json(ctx);
     let env = HostEnv::from_process();
+    crate::diagnostics::install_from_env(&env);
     let reporter = Arc::new(Reporter::new(host));
     execute_with(&rc, &env, reporter).await
 }
 
-/// [`execute`] with the process environment given (tests inject it).
+/// [`execute`] with the process environment given (tests inject it), in the
+/// run's span: run and agent ids, then the Job and namespace once known; each
+/// phase (guard, create or reattach, follow, cleanup) a span inside it, timed
+/// by the subscriber when it closes.
 pub async fn execute_with<H: Host + 'static>(rc: &RunContext, env: &HostEnv, reporter: Arc<Reporter<H>>) -> Result<RunResult, RunError> {
+    let span = tracing::info_span!("run", run_id = %rc.run_id, agent_id = %rc.agent.id, job = tracing::field::Empty, namespace = tracing::field::Empty);
+    let result = run_in_span(rc, env, reporter).instrument(span.clone()).await;
+    span.in_scope(|| match &result {
+        Ok(r) => tracing::info!(exit_code = ?r.exit_code, error_code = ?r.error_code, timed_out = r.timed_out, "run ended"),
+        Err(e) => tracing::warn!(error = %e, "run failed in the adapter"),
+    });
+    result
+}
+
+async fn run_in_span<H: Host + 'static>(rc: &RunContext, env: &HostEnv, reporter: Arc<Reporter<H>>) -> Result<RunResult, RunError> {
     let cfg = match AdapterConfig::from_ctx(rc) {
         Ok(c) => c,
         Err(e) => return Ok(RunResult::error("k8s_config_invalid", &e.to_string())),
@@ -127,14 +142,19 @@ pub async fn execute_with<H: Host + 'static>(rc: &RunContext, env: &HostEnv, rep
         Started::Running(run) => run,
     };
     drop(guard_held);
+    tracing::Span::current()
+        .record("job", tracing::field::display(&started.job_name))
+        .record("namespace", tracing::field::display(&started.namespace));
 
     let probe = match api_url.as_deref() {
         Some(url) => CancelProbe::new(url, &rc.run_id, rc.auth_token.as_deref()),
         None => None,
     };
-    let outcome = follow(rc, &cfg, &started, &reporter, probe).await;
+    let outcome = follow(rc, &cfg, &started, &reporter, probe).instrument(tracing::info_span!("follow")).await;
     let retain = matches!(&outcome, Ok(f) if f.retain);
-    cleanup(&started, &cfg, retain, outcome.as_ref().is_ok_and(|f| f.job_already_deleted), &reporter).await;
+    cleanup(&started, &cfg, retain, outcome.as_ref().is_ok_and(|f| f.job_already_deleted), &reporter)
+        .instrument(tracing::info_span!("cleanup"))
+        .await;
     let followed = outcome?;
     Ok(followed.result)
 }
@@ -183,7 +203,11 @@ async fn start<H: Host>(
 
     // The guard fails closed: no list, no run.
     let jobs: Api<Job> = Api::namespaced(cluster.client.clone(), &namespace);
-    let listed = match jobs.list(&ListParams::default().labels(&guard::agent_selector(agent_label))).await {
+    let listed = match jobs
+        .list(&ListParams::default().labels(&guard::agent_selector(agent_label)))
+        .instrument(tracing::info_span!("guard", %namespace))
+        .await
+    {
         Ok(l) => l.items,
         Err(e) => {
             return Ok(Started::Done(RunResult::error(
@@ -194,6 +218,15 @@ async fn start<H: Host>(
     };
     let verdict =
         guard::decide(&listed, &rc.run_id, &namespace, cfg.reattach_orphaned_jobs, task_label.as_deref(), session_label.as_deref());
+    tracing::info!(
+        verdict = match &verdict {
+            Verdict::Block { .. } => "block",
+            Verdict::Reattach(_) => "reattach",
+            _ => "create",
+        },
+        jobs_of_agent = listed.len(),
+        "concurrency guard"
+    );
     if let Verdict::Block { code, message } = &verdict {
         return Ok(Started::Done(RunResult::error(code, message)));
     }
@@ -208,9 +241,9 @@ async fn start<H: Host>(
     }
 
     if let Verdict::Reattach(target) = verdict {
-        return reattach(rc, cfg, &cluster, target, session_label.as_deref(), reporter).await;
+        return reattach(rc, cfg, &cluster, target, session_label.as_deref(), reporter).instrument(tracing::info_span!("reattach")).await;
     }
-    create(rc, env, cfg, &cluster, &namespace, self_pod.as_ref(), &prepared, reporter).await
+    create(rc, env, cfg, &cluster, &namespace, self_pod.as_ref(), &prepared, reporter).instrument(tracing::info_span!("create")).await
 }
 
 async fn reattach<H: Host>(

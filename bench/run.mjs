@@ -5,7 +5,7 @@
 //
 //   npm run bench                  everything (about 25 minutes, includes a 10-minute run)
 //   npm run bench -- --quick       fewer repetitions, no 10-minute run, 50 instead of 200
-//   npm run bench -- --only=latency,requests,throughput,memory,concurrency,package,crossing
+//   npm run bench -- --only=latency,requests,throughput,memory,concurrency,diagnostics,package,crossing
 //   npm run bench -- --build       also time a clean release build (several minutes)
 //   npm run bench -- --publish     also write bench/results.json and bench/RESULTS.md
 //
@@ -37,7 +37,7 @@ function log(msg) {
 }
 
 // Sections that run pods; `package` and `crossing` need no cluster.
-const clusterSections = ["latency", "requests", "throughput", "memory", "concurrency"];
+const clusterSections = ["latency", "requests", "throughput", "memory", "concurrency", "diagnostics"];
 const needsCluster = clusterSections.some(wants);
 let startedCluster = false;
 // Ask the cluster, not its env file: `down` leaves the file behind.
@@ -491,6 +491,60 @@ async function throughput() {
 }
 
 /**
+ * What the diagnostics cost (issue 25): the same two runs — a short answer,
+ * and a 20 MiB transcript — in fresh host processes with the subscriber off
+ * (CLAUDE_K8S_LOG unset), at `claude_k8s=info`, and at
+ * `claude_k8s=debug,kube=debug` (every request), text to a pipe the bench
+ * drains; alternated, so each setting sees the same machine. Per run: wall
+ * time, and the host process's CPU during it.
+ */
+async function diagnostics() {
+  const { file, bytes } = transcriptFile(20);
+  const settings = [
+    ["off", {}],
+    ["info", { CLAUDE_K8S_LOG: "claude_k8s=info" }],
+    ["debug", { CLAUDE_K8S_LOG: "claude_k8s=debug,kube=debug" }],
+  ];
+  const rows = {};
+  const child = path.join(import.meta.dirname, "diagnostics-child.mjs");
+  for (let i = 0; i < (quick ? 2 : 4); i += 1) {
+    for (const [name, env] of settings) {
+      const ctxs = [ctx({ env: standIn({ BENCH_MODE: "slow", BENCH_LINES: "3", BENCH_INTERVAL: "0" }) }), ctx({ env: standIn({ BENCH_MODE: "file", BENCH_FILE: file }) })];
+      const childEnv = { ...process.env, ...env };
+      if (!env.CLAUDE_K8S_LOG) delete childEnv.CLAUDE_K8S_LOG;
+      const p = spawnSync(process.execPath, [child, JSON.stringify(ctxs)], { env: childEnv, encoding: "utf8", maxBuffer: 512 << 20 });
+      check(p.status === 0, `diagnostics: the ${name} host exited ${p.status}: ${p.stderr?.slice(-500)}`);
+      if (p.status !== 0) continue;
+      const [small, big] = JSON.parse(p.stdout.trim().split("\n").pop());
+      check(small.exitCode === 0 && big.exitCode === 0, `diagnostics: ${name}: exits ${small.exitCode} ${big.exitCode} ${small.errorCode ?? ""} ${big.errorCode ?? ""}`);
+      check(big.bytes > bytes, `diagnostics: ${name}: ${big.bytes} bytes of a ${bytes}-byte transcript reached onLog`);
+      const r = (rows[name] ??= { smallWall: [], smallCpu: [], bigWall: [], bigCpu: [], stderr: [] });
+      r.smallWall.push(small.wallMs);
+      r.smallCpu.push(small.cpuMs);
+      r.bigWall.push(big.wallMs);
+      r.bigCpu.push(big.cpuMs);
+      r.stderr.push(Buffer.byteLength(p.stderr) / 2);
+    }
+  }
+  rmSync(file);
+  for (const [name] of settings) {
+    const r = rows[name];
+    if (!r) continue;
+    const tag = name === "off" ? "subscriber off (CLAUDE_K8S_LOG unset)" : `CLAUDE_K8S_LOG=${settings.find((s) => s[0] === name)[1].CLAUDE_K8S_LOG}`;
+    report(`diagnostics.${name}.smallWall`, `diagnostics: ${tag}, a short run, wall`, "ms", r.smallWall, "execute called → resolved");
+    report(`diagnostics.${name}.smallCpu`, "  the same run, host process CPU", "ms", r.smallCpu);
+    report(`diagnostics.${name}.bigWall`, "  a 20 MiB transcript run, wall", "ms", r.bigWall);
+    report(`diagnostics.${name}.bigCpu`, "  the same run, host process CPU", "ms", r.bigCpu);
+    if (name !== "off") report(`diagnostics.${name}.stderr`, "  stderr written per run", "KiB", r.stderr.map((b) => b / 1024), "both runs' lines, halved");
+  }
+  const off = rows.off && stats(rows.off.bigCpu)?.median;
+  for (const name of ["info", "debug"]) {
+    const on = rows[name] && stats(rows[name].bigCpu)?.median;
+    if (off && on) report(`diagnostics.${name}.cpuRatio`, `  ${name} ÷ off, host CPU of the 20 MiB run`, "ratio", [on / off], "medians of the same sitting");
+  }
+}
+
+/**
  * The napi crossing alone: `benchLogCrossing` (src/lib.rs) hands onLog chunks
  * of one size through exactly a run's path (threadsafe function → the JS
  * thread → lib/execute.js's callback wrapper → the host's function, its
@@ -650,6 +704,8 @@ try {
   if (wants("requests")) await requests();
   section = "throughput";
   if (wants("throughput")) await throughput();
+  section = "diagnostics";
+  if (wants("diagnostics")) await diagnostics();
   section = "memory";
   if (wants("memory") || wants("concurrency")) await memory();
 } finally {

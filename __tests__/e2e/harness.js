@@ -145,6 +145,24 @@ export async function run(ctx, { onLog } = {}) {
   };
 }
 
+/** The Job a run created or reattached to, from its own `[paperclip]` lines. */
+export function jobNameOf(r) {
+  const m = /\[paperclip\] (?:Created K8s Job:|Reattaching to in-flight K8s Job) (\S+)/.exec(r.stdout);
+  if (!m) throw new Error(`no Job named in the run's output: ${r.stdout.slice(0, 2000)}`);
+  return m[1];
+}
+
+/**
+ * The Kubernetes Events the adapter wrote about Job `name` (events.k8s.io/v1,
+ * as `kubectl get events` lists them), oldest first.
+ */
+export function jobEvents(name) {
+  const list = getJson(["-n", NS, "get", "events.v1.events.k8s.io"]);
+  return (list?.items ?? [])
+    .filter((e) => e.reportingController === "paperclip.io/claude-k8s" && e.regarding?.name === name)
+    .sort((a, b) => Date.parse(a.eventTime) - Date.parse(b.eventTime) || a.metadata.name.localeCompare(b.metadata.name));
+}
+
 /** Jobs of one agent in the namespace (admin view). */
 export function jobsOf(agentId) {
   const list = getJson(["-n", NS, "get", "jobs", "-l", `paperclip.io/agent-id=${agentId}`]);

@@ -13,7 +13,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
-import { NS, cluster, clusterCtl, fault, inPaperclipPod, makeCtx, realNode, run } from "./harness.js";
+import { NS, cluster, clusterCtl, fault, inPaperclipPod, jobEvents, jobNameOf, makeCtx, realNode, run } from "./harness.js";
 
 /** The original's Job name rule (contract §1.7), to aim the fault before the Job exists. */
 function expectedJobName(agentId, runId) {
@@ -43,6 +43,16 @@ function expectEveryLineOnce(r, n, minRequests) {
     .map((l) => JSON.parse(l))
     .filter((e) => e.stage === "ResponseComplete" && e.objectRef?.subresource === "log" && e.objectRef?.name === pod);
   expect(logRequests.length).toBeGreaterThanOrEqual(minRequests);
+  // The operator's view (issue 25): the resumes as one Event on the Job,
+  // relating to the pod — repeats counted in its series — then the outcome.
+  const events = jobEvents(jobNameOf(r));
+  expect(events.map((e) => e.reason)).toEqual(["LogStreamResumed", "RunSucceeded"]);
+  const [resumed] = events;
+  expect(resumed).toMatchObject({ type: "Normal", action: "FollowLog", related: { kind: "Pod", name: pod } });
+  // One resume per request but the first and the drain, at most.
+  expect(resumed.series?.count ?? 1).toBeLessThanOrEqual(logRequests.length - 2);
+  expect(resumed.note).toMatch(new RegExp(`^The log stream of pod ${pod} broke and was opened again \\(connection \\d+\\) from \\S+Z; lines already delivered are skipped, none twice$`));
+  return resumed;
 }
 
 describe.runIf(realNode)("the real kubelet restarted mid-run", () => {
@@ -65,7 +75,9 @@ describe.runIf(realNode)("the real kubelet restarted mid-run", () => {
     });
     await pending;
     expect(restarts).toBe(2);
-    expectEveryLineOnce(r, n, 3);
+    const resumed = expectEveryLineOnce(r, n, 3);
+    // Two restarts, two resumes at least: the second counted, not written again.
+    expect(resumed.series?.count ?? 1).toBeGreaterThanOrEqual(2);
   }, 180_000);
 });
 
@@ -79,7 +91,8 @@ describe.skipIf(realNode)("log stream drops (the simulated node's cuts)", () => 
     try {
       const r = await run(ctx);
       expect(r.meta[0].command).toBe(`kubectl job/${jobName}`);
-      expectEveryLineOnce(r, n, 5);
+      const resumed = expectEveryLineOnce(r, n, 5);
+      expect(resumed.series?.count ?? 1).toBeGreaterThanOrEqual(2);
     } finally {
       await fault("/faults/clear", {});
     }
@@ -153,6 +166,12 @@ describe.skipIf(realNode)("log stream drops (the simulated node's cuts)", () => 
         expect(w.cause).toBe("log_rotation");
         expect(Date.parse(w.after)).toBeLessThan(w.before ? Date.parse(w.before) : Infinity);
       }
+      // On the Job: one Warning, each further window counted in its series.
+      const lostEvents = jobEvents(jobName).filter((e) => e.reason === "LogLinesLost");
+      expect(lostEvents).toHaveLength(1);
+      expect(lostEvents[0]).toMatchObject({ type: "Warning", related: { kind: "Pod" } });
+      expect(lostEvents[0].note).toMatch(/^Log lines of pod \S+ written after \S+ and (before \S+|up to the container's end) may be lost: the kubelet rotated/);
+      expect(lostEvents[0].series?.count ?? 1).toBe(lost.length);
     } finally {
       await fault("/faults/clear", {});
     }

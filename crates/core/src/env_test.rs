@@ -109,7 +109,44 @@ fn str_field<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
     m.get(k).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
-async fn access_check(client: &kube::Client, ns: &str, p: &Permission) -> Check {
+/// The verbs that turn on Kubernetes Events on the run's Jobs
+/// (deploy/rbac-events.yaml; crate::job_events): optional — without them
+/// runs write no Events and nothing else changes.
+pub const EVENT_VERBS: &[Permission] = &[
+    perm("k8s_rbac_job_event_create", "events.k8s.io", "events", None, "create", "create events (events.k8s.io)"),
+    perm("k8s_rbac_job_event_patch", "events.k8s.io", "events", None, "patch", "patch events (events.k8s.io)"),
+];
+
+/// Whether runs will write Kubernetes Events on their Jobs, as one check.
+async fn events_check(client: &kube::Client, ns: &str) -> Check {
+    let [create, patch] = EVENT_VERBS else { unreachable!("two verbs") };
+    let (create, patch) = futures::join!(allowed(client, ns, create), allowed(client, ns, patch));
+    let mut c = match (create, patch) {
+        (Ok(true), Ok(true)) => Check::new(
+            "k8s_job_events",
+            "info",
+            format!("Runs write Kubernetes Events on their Jobs in {ns} (log stream resumed, lines lost, pod refused, outcome): kubectl describe job shows them"),
+        ),
+        (Ok(true), Ok(false)) => Check::new(
+            "k8s_job_events",
+            "info",
+            format!("Runs write Kubernetes Events on their Jobs in {ns}; a milestone that repeats (a log stream resumed again) is shown once, not counted (the Role does not allow patch on events.k8s.io events)"),
+        ),
+        (Ok(false), _) => Check::new(
+            "k8s_job_events_off",
+            "info",
+            format!("Kubernetes Events on the Jobs are off: the Role does not allow create on events.k8s.io events in {ns}"),
+        ),
+        (Err(e), _) | (_, Err(e)) => Check::new("k8s_job_events_off", "info", format!("Could not tell whether runs may write Kubernetes Events: {e}")),
+    };
+    if c.code == "k8s_job_events_off" {
+        c.hint = Some("Optional: apply deploy/rbac-events.yaml (create and patch on events.k8s.io events) to see each run's milestones with kubectl describe job.".into());
+    }
+    c
+}
+
+/// A SelfSubjectAccessReview of `p` in `ns`.
+async fn allowed(client: &kube::Client, ns: &str, p: &Permission) -> Result<bool, String> {
     let review = SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
             resource_attributes: Some(ResourceAttributes {
@@ -125,11 +162,14 @@ async fn access_check(client: &kube::Client, ns: &str, p: &Permission) -> Check 
         ..Default::default()
     };
     let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
-    match api.create(&PostParams::default(), &review).await {
-        Ok(r) if r.status.as_ref().is_some_and(|s| s.allowed) => {
-            Check::new(p.code, "info", format!("RBAC: allowed to {} in {ns}", p.label))
-        }
-        Ok(_) => {
+    let r = api.create(&PostParams::default(), &review).await;
+    r.map(|r| r.status.is_some_and(|s| s.allowed)).map_err(|e| describe_error(&e))
+}
+
+async fn access_check(client: &kube::Client, ns: &str, p: &Permission) -> Check {
+    match allowed(client, ns, p).await {
+        Ok(true) => Check::new(p.code, "info", format!("RBAC: allowed to {} in {ns}", p.label)),
+        Ok(false) => {
             let mut c = Check::new(p.code, "error", format!("RBAC: not allowed to {} in {ns}", p.label));
             let group = if p.group.is_empty() { "\"\"".to_owned() } else { p.group.to_owned() };
             let resource = match p.subresource {
@@ -142,7 +182,7 @@ async fn access_check(client: &kube::Client, ns: &str, p: &Permission) -> Check 
             ));
             c
         }
-        Err(e) => Check::new(p.code, "warn", format!("RBAC check for {} failed: {}", p.label, describe_error(&e))),
+        Err(e) => Check::new(p.code, "warn", format!("RBAC check for {} failed: {e}", p.label)),
     }
 }
 
@@ -256,12 +296,14 @@ pub async fn test_environment(ctx: &Value, env: &crate::config::HostEnv) -> Envi
         }
     };
     let exposure = exposure_checks(client, &config, self_pod.as_ref(), env, &namespace);
-    let (rbac, secret, pvc, exposure) = futures::join!(rbac, secret, pvc, exposure);
+    let events = events_check(client, &namespace);
+    let (rbac, secret, pvc, exposure, events) = futures::join!(rbac, secret, pvc, exposure, events);
     let may_create_jobs = rbac.iter().any(|c| c.code == "k8s_rbac_job_create" && c.level == "info");
     checks.extend(rbac);
     checks.push(secret);
     checks.push(pvc);
     checks.extend(exposure);
+    checks.push(events);
     if let Some(probe) = crate::probe::Probe::from_config(&config) {
         if may_create_jobs {
             let company = str_field(&ctx, "companyId").unwrap_or_default();

@@ -40,6 +40,7 @@ pub mod cluster;
 pub mod watch;
 pub mod report;
 pub mod logs;
+pub mod job_events;
 pub mod run;
 pub mod env_test;
 pub mod probe;

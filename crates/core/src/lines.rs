@@ -227,8 +227,28 @@ pub struct ResumeCursor {
     /// The current connection was opened with `sinceTime` and has not yet
     /// shown a timestamped line (the one that proves nothing was skipped).
     resumed_unproven: bool,
+    /// How far a `tailLines` connection is trusted (see [`Self::reconnected_tail`]).
+    tail: Tail,
     gaps: Vec<LogGap>,
 }
+
+/// A `tailLines` read, as far as its first line has shown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Tail {
+    /// Not a tail read, or one whose first line proved it reaches back far enough.
+    #[default]
+    Trusted,
+    /// A tail read that has shown no line yet.
+    Unproven,
+    /// Its first line was not older than the cursor: the rest of it is ignored.
+    Short,
+}
+
+/// Records a drain asks for beyond the lines delivered at the cursor's
+/// timestamp: enough for the line before them and a few more (a record is a
+/// line, or 16 KiB of a longer one), and still tiny next to a second of a
+/// chatty agent's output.
+pub const TAIL_MARGIN: u64 = 256;
 
 impl ResumeCursor {
     pub fn new() -> Self {
@@ -240,6 +260,41 @@ impl ResumeCursor {
         self.seen_at_last = 0;
         self.resumed_head = self.last.is_some();
         self.resumed_unproven = self.last.is_some();
+        self.tail = Tail::Trusted;
+    }
+
+    /// Call when a new connection starts with [`Self::tail_lines`] instead
+    /// of `sinceTime`: the drain after the container's end, which need not
+    /// have the kubelet re-send the whole last second (for a burst, all of
+    /// the log) only to find nothing new.
+    ///
+    /// The kubelet starts a tail at a record counted back from the file's
+    /// end and stamps it whatever it is — a line, or the continuation of a
+    /// long one (cri-client `ReadLogs`: `isNewLine` starts true). If that
+    /// first line is older than the cursor, every line at the cursor's
+    /// timestamp and after it follows whole, and the read counts exactly as
+    /// a `sinceTime` read. If it is not, the tail may have begun inside the
+    /// lines at the cursor, or inside a continuation stamped after it: the
+    /// read is ignored ([`Self::tail_short`]) and the next one resumes with
+    /// `sinceTime`.
+    pub fn reconnected_tail(&mut self) {
+        self.reconnected();
+        if self.last.is_some() {
+            self.resumed_head = false;
+            self.resumed_unproven = false;
+            self.tail = Tail::Unproven;
+        }
+    }
+
+    /// `tailLines` for a drain: the lines delivered at the cursor's
+    /// timestamp, and [`TAIL_MARGIN`] more.
+    pub fn tail_lines(&self) -> i64 {
+        i64::try_from(self.at_last.saturating_add(TAIL_MARGIN)).unwrap_or(i64::MAX)
+    }
+
+    /// The current tail read began too late to be counted: ignore it.
+    pub fn tail_short(&self) -> bool {
+        self.tail == Tail::Short
     }
 
     /// `sinceTime` for the next connection: the last timestamp, truncated to the second.
@@ -285,6 +340,18 @@ impl ResumeCursor {
 
     /// [`Self::admit`] of a line with timestamp `ts`.
     pub fn admit_at(&mut self, ts: Option<Timestamp>) -> bool {
+        match self.tail {
+            Tail::Trusted => {}
+            Tail::Short => return false,
+            Tail::Unproven => {
+                if ts.zip(self.last).is_some_and(|(ts, last)| ts < last) {
+                    self.tail = Tail::Trusted;
+                } else {
+                    self.tail = Tail::Short;
+                    return false;
+                }
+            }
+        }
         let head = std::mem::take(&mut self.resumed_head);
         let Some(ts) = ts else {
             // The kubelet stamps every line it starts; only the tail of a

@@ -29,6 +29,7 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::dedup::LineDedup;
 use crate::host::{Host, HostError, LogStream};
+use crate::job_events::{EventSink, Milestone};
 use crate::lines::{Line, LineAssembler, LogGap, ResumeCursor};
 use crate::pod::CLAUDE_CONTAINER;
 use crate::report::Reporter;
@@ -183,6 +184,8 @@ impl EndOfLog {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FollowStats {
     pub connections: u32,
+    /// Of them, drains that read the log's tail rather than its last second.
+    pub tail_drains: u32,
     pub lines: u64,
     pub bytes: u64,
     pub dropped_duplicates: u64,
@@ -199,6 +202,8 @@ pub struct LogFollower<H: Host> {
     /// Lines read (replays included) and lines past the cursor, over all connections.
     read_lines: u64,
     new_lines: u64,
+    /// The Job's Events: a resumed stream, lost lines.
+    events: EventSink,
 }
 
 /// Consecutive failed connects tolerated before giving up on the log.
@@ -211,7 +216,22 @@ const EOF_SETTLE: Duration = Duration::from_secs(2);
 
 impl<H: Host> LogFollower<H> {
     pub fn new(api: Api<Pod>, pod: String, reporter: Arc<Reporter<H>>) -> Self {
-        LogFollower { api, pod, reporter, sink: LineSink::new(), stats: FollowStats::default(), read_lines: 0, new_lines: 0 }
+        LogFollower {
+            api,
+            pod,
+            reporter,
+            sink: LineSink::new(),
+            stats: FollowStats::default(),
+            read_lines: 0,
+            new_lines: 0,
+            events: EventSink::default(),
+        }
+    }
+
+    /// Reports a resumed stream and lost lines as Events on the Job too.
+    pub fn with_events(mut self, events: EventSink) -> Self {
+        self.events = events;
+        self
     }
 
     /// Follows until drained (or the pod is gone), feeding `parser` and the host.
@@ -229,6 +249,10 @@ impl<H: Host> LogFollower<H> {
     ) -> Result<FollowEnd, HostError> {
         let mut failures = 0u32;
         let mut end_of_log = EndOfLog::default();
+        // The last stream broke (rather than ending cleanly).
+        let mut resume_pending = false;
+        // Drains read a tail until one begins too late to be counted.
+        let mut tail_drains = true;
         // Nothing to read before the container has started.
         if view.wait_for(|v| v.started || v.pod_gone || v.stop).await.is_err() {
             return Ok(FollowEnd::Stopped);
@@ -242,16 +266,36 @@ impl<H: Host> LogFollower<H> {
                 self.hand_over_held(parser).await?;
                 return Ok(FollowEnd::PodGone);
             }
+            // After the container's end, a tail of the log where a tail can
+            // confirm the end (see `ResumeCursor::reconnected_tail`).
+            let tail = before.terminated && tail_drains && self.sink.cursor.last().is_some();
             let params = LogParams {
                 container: Some(CLAUDE_CONTAINER.to_owned()),
                 // After termination a plain read returns the rest and closes.
                 follow: !before.terminated,
                 timestamps: true,
-                since_time: self.sink.cursor.since_time(),
+                since_time: if tail { None } else { self.sink.cursor.since_time() },
+                tail_lines: tail.then(|| self.sink.cursor.tail_lines()),
                 ..LogParams::default()
             };
             self.stats.connections += 1;
-            self.sink.cursor.reconnected();
+            if tail {
+                self.stats.tail_drains += 1;
+                self.sink.cursor.reconnected_tail();
+            } else {
+                self.sink.cursor.reconnected();
+            }
+            let since = params.since_time.map(|t| t.to_string());
+            // Reading again after the stream broke, or ended while the
+            // container still ran: a resume. (After termination the second
+            // read is the drain every run makes.)
+            if self.stats.connections > 1 && (resume_pending || !before.terminated) {
+                tracing::info!(connection = self.stats.connections, since_time = since.as_deref().unwrap_or("the start"), follow = params.follow, "log stream resumed");
+                self.events.note(Milestone::LogResumed { pod: self.pod.clone(), connection: self.stats.connections, since: since.clone() });
+            } else {
+                tracing::debug!(connection = self.stats.connections, since_time = since.as_deref().unwrap_or("the start"), follow = params.follow, "log connect");
+            }
+            resume_pending = false;
             let stream = match source.open(&params).await {
                 Ok(s) => s,
                 Err(e) => {
@@ -281,6 +325,12 @@ impl<H: Host> LogFollower<H> {
                 return Ok(FollowEnd::Stopped);
             };
             failures = 0;
+            if tail && self.sink.cursor.tail_short() {
+                // Nothing of it was taken, and it says nothing of the end.
+                tracing::debug!(tail_lines = params.tail_lines, "the log's tail began after the last delivered line; reading from its second instead");
+                tail_drains = false;
+                continue;
+            }
             let clean = read.clean;
             match end_of_log.judge(read, before.terminated, self.sink.cursor.last().is_some()) {
                 Verdict::Drained(last_line) => {
@@ -307,6 +357,7 @@ impl<H: Host> LogFollower<H> {
             }
             if !clean {
                 tracing::debug!(pod = %self.pod, "log stream dropped; resuming from the last line");
+                resume_pending = true;
             } else if !before.terminated {
                 // A followed stream ends cleanly when the container exits, and
                 // the pod watch says so a moment later — or when the
@@ -343,6 +394,8 @@ impl<H: Host> LogFollower<H> {
                 "[paperclip] Warning: log lines written after {} and {until} may be lost: the kubelet rotated the container's log file before they were read (resultJson.logLinesLost)",
                 gap.after
             );
+            tracing::warn!(after = %gap.after, before = ?gap.before, "log lines lost to rotation");
+            self.events.note(Milestone::LinesLost { pod: self.pod.clone(), after: gap.after.to_string(), before: gap.before.map(|b| b.to_string()) });
             self.stats.gaps.push(gap);
         }
     }
@@ -901,6 +954,8 @@ mod tests {
             /// one on (the kubelet rotated the rest away; a new request
             /// reads only the current file).
             pub rotated: Option<(usize, usize)>,
+            /// Reads that asked for a tail.
+            pub tails: usize,
         }
 
         type Reads = futures::stream::IntoAsyncRead<futures::stream::Iter<std::vec::IntoIter<io::Result<Vec<u8>>>>>;
@@ -921,7 +976,12 @@ mod tests {
                 }
                 let first = self.rotated.filter(|(from, _)| self.n >= *from).map_or(0, |(_, rec)| rec.min(self.visible));
                 self.n += 1;
-                let all = read_logs(&self.out.recs[first..self.visible], params.since_time);
+                let file = &self.out.recs[first..self.visible];
+                // tailLines counts records back from the file's end, and the
+                // first one is stamped whatever it is (cri-client ReadLogs).
+                let from = params.tail_lines.map_or(0, |n| file.len().saturating_sub(usize::try_from(n).unwrap_or(usize::MAX)));
+                self.tails += usize::from(params.tail_lines.is_some());
+                let all = read_logs(&file[from..], params.since_time);
                 let mut items = Vec::new();
                 let end = match cut {
                     // A clean cut shows at least a byte: three empty answers
@@ -981,7 +1041,7 @@ mod tests {
         }
 
         fn kubelet(out: Output, grow: Vec<usize>, cuts: Vec<Cut>, chunks: Vec<usize>) -> Kubelet {
-            Kubelet { out, visible: 0, grow, cuts, chunks, n: 0, view: watch::channel(ContainerView::default()).0, rotated: None }
+            Kubelet { out, visible: 0, grow, cuts, chunks, n: 0, view: watch::channel(ContainerView::default()).0, rotated: None, tails: 0 }
         }
 
         proptest! {
@@ -1043,16 +1103,46 @@ mod tests {
         #[test]
         fn a_resume_inside_a_long_line_drops_its_headless_tail() {
             // Line 0 at 1.3 s; line 1's records at 2.6, 4.1 and 4.15 s; line 2
-            // at 4.2 s. The drain after the end asks for sinceTime 4 s: the
-            // kubelet sends line 1 from its second record on, headless.
-            let steps = [1_300_000_000, 1_300_000_000, 1_500_000_000, 50_000_000, 50_000_000];
-            let out = output(&[(100, 0, 0), (40_000, 0, 0), (100, 0, 0)], &steps, false);
+            // at 4.2 s, line 3 at 4.25 s. The followed stream ends after line
+            // 2 while the container runs on; the resume asks for sinceTime
+            // 4 s: the kubelet sends line 1 from its second record on,
+            // headless. The drain after the end reads a tail.
+            let steps = [1_300_000_000, 1_300_000_000, 1_500_000_000, 50_000_000, 50_000_000, 50_000_000];
+            let out = output(&[(100, 0, 0), (40_000, 0, 0), (100, 0, 0), (100, 0, 0)], &steps, false);
             let since = Some(Timestamp::from_second(1_790_000_004).unwrap());
-            assert!(!read_logs(&out.recs, since).starts_with(b"2026"), "the drain starts headless");
+            assert!(!read_logs(&out.recs, since).starts_with(b"2026"), "the resume starts headless");
             let want = want(&out);
-            let (got, end, stats) = follow(kubelet(out, vec![5], vec![], vec![65_536]));
-            assert_eq!((end, stats.connections), (FollowEnd::Drained, 2));
+            let mut k = kubelet(out, vec![5, 1], vec![(0.999, false)], vec![65_536]);
+            k.tails = 0;
+            let (got, end, stats) = follow(k);
+            assert_eq!((end, stats.connections, stats.tail_drains), (FollowEnd::Drained, 3, 1));
             assert!(got == want, "{}", first_difference(&got, &want));
+        }
+
+        /// The drain reads a tail of the log, not its whole last second: a
+        /// burst written within one second is not sent twice. A tail that
+        /// begins inside the delivered lines (here: inside the last line, a
+        /// long one, whose continuation records are stamped after it) is
+        /// ignored, and the drain reads from the second instead.
+        #[test]
+        fn the_drain_reads_a_tail_and_a_tail_too_short_is_ignored() {
+            // 2000 short lines within one second: the drain asks for 257 records.
+            let out = output(&vec![(100, 0, 0); 2000], &[100_000], false);
+            let want_short = want(&out);
+            let (got, end, stats) = follow(kubelet(out, vec![2000], vec![], vec![65_536]));
+            assert_eq!((end, stats.connections, stats.tail_drains), (FollowEnd::Drained, 2, 1));
+            assert_eq!(stats.lines, 2000);
+            assert!(got == want_short, "{}", first_difference(&got, &want_short));
+
+            // The last line spans 300 records of 16 KiB (4.7 MiB): its tail
+            // begins in its own continuation, stamped after the line.
+            let out = output(&[(100, 0, 0), (100, 0, 0), (300 * RECORD_BYTES, 0, 0)], &[1_000_000], false);
+            let want_long = want(&out);
+            let (got, end, stats) = follow(kubelet(out, vec![302], vec![], vec![65_536]));
+            assert_eq!((end, stats.tail_drains), (FollowEnd::Drained, 1));
+            assert_eq!(stats.connections, 3, "the followed read, the ignored tail, one read from the second");
+            assert_eq!(stats.lines, 3);
+            assert!(got == want_long, "{}", first_difference(&got, &want_long));
         }
 
         /// A stream dropped behind a rotation: the lines only the rotated

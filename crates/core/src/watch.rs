@@ -78,9 +78,9 @@ where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
     if support.strategy() == Strategy::ListWatch {
-        return watcher(api, config).boxed();
+        return traced::<K>(watcher(api, config).boxed(), LIST_WATCH);
     }
-    let streaming = watcher(api.clone(), config.clone().streaming_lists()).boxed();
+    let streaming = traced::<K>(watcher(api.clone(), config.clone().streaming_lists()).boxed(), STREAMING);
     let state = Attempt::Streaming { events: streaming, api, config, support };
     futures::stream::unfold(state, |state| async move {
         match state {
@@ -90,7 +90,7 @@ where
                     Err(e) if refuses_streaming(&e) => {
                         tracing::debug!(error = %e, "streaming lists refused; list + watch from now on");
                         support.refuse();
-                        let mut fallback = watcher(api, config).boxed();
+                        let mut fallback = traced::<K>(watcher(api, config).boxed(), LIST_WATCH);
                         let first = fallback.next().await?;
                         Some((first, Attempt::Settled(fallback)))
                     }
@@ -112,6 +112,21 @@ where
         }
     })
     .boxed()
+}
+
+/// `events`, telling the operator (at debug) each time the watch (re)starts
+/// — its initial list, on the first start and after every 410 or error —
+/// and how, and each error it backs off from.
+fn traced<K: 'static>(events: Events<K>, strategy: u8) -> Events<K> {
+    let kind = std::any::type_name::<K>().rsplit("::").next().unwrap_or("object");
+    let protocol = if strategy == STREAMING { "streaming list" } else { "list + watch" };
+    events
+        .inspect(move |ev| match ev {
+            Ok(Event::Init) => tracing::debug!(kind, protocol, "watch (re)started"),
+            Err(e) => tracing::debug!(kind, error = %e, "watch failed; backing off, then restarting it"),
+            Ok(_) => {}
+        })
+        .boxed()
 }
 
 enum Attempt<K: Resource + Clone + DeserializeOwned + Debug + Send + 'static> {

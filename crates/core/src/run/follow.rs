@@ -42,6 +42,7 @@ use crate::cancel::{self, CancelProbe, Poll};
 use crate::config::AdapterConfig;
 use crate::ctx::RunContext;
 use crate::host::Host;
+use crate::job_events::Milestone;
 use crate::logs::FollowEnd;
 use crate::outcome::{RunResult, map_outcome};
 use crate::pod::{self, NodeSilence, PodProgress};
@@ -365,7 +366,7 @@ impl<'a, H: Host + 'static> Following<'a, H> {
                 self.spawned = true;
                 self.book.followed = Some(name.clone());
                 self.pod_running_at = Some(Instant::now());
-                self.follower.start(self.pods.clone(), name, self.reporter.clone());
+                self.follower.start(self.pods.clone(), name, self.reporter.clone(), self.run.events.clone());
             }
             PodProgress::Failed(msg) if !self.spawned => {
                 return Ok(Some(wait_failed(self.run.reattached, &msg)));
@@ -444,6 +445,7 @@ impl<'a, H: Host + 'static> Following<'a, H> {
         match ev {
             Some(Ok(watcher::Event::Apply(e) | watcher::Event::InitApply(e))) => {
                 if let Some(msg) = watches::refused_pod(e) {
+                    self.run.events.note(Milestone::PodRefused { message: msg.clone() });
                     return Next::Abandon(RunResult::error(
                         "k8s_job_create_failed",
                         &format!("Failed to create Kubernetes Job: Job {} was created but its pod was refused — {msg}", self.run.job_name),

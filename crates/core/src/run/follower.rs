@@ -26,6 +26,7 @@ use tokio_util::task::AbortOnDropHandle;
 
 use super::RunError;
 use crate::host::{Host, HostError};
+use crate::job_events::EventSink;
 use crate::logs::{ContainerView, FollowEnd, FollowStats, LogFollower};
 use crate::report::Reporter;
 use crate::transcript::TranscriptParser;
@@ -62,9 +63,9 @@ impl Follower {
     }
 
     /// Starts following `pod`'s log, handing the task the parser.
-    pub(super) fn start<H: Host + 'static>(&mut self, pods: Api<Pod>, pod: String, reporter: Arc<Reporter<H>>) {
+    pub(super) fn start<H: Host + 'static>(&mut self, pods: Api<Pod>, pod: String, reporter: Arc<Reporter<H>>, events: EventSink) {
         let parser = std::mem::replace(&mut self.parser, TranscriptParser::new(""));
-        self.task = Some(spawn_follower(pods, pod, reporter, self.view_rx.clone(), parser));
+        self.task = Some(spawn_follower(pods, pod, reporter, events, self.view_rx.clone(), parser));
     }
 
     /// Tells the follower (running or yet to start) to stop now.
@@ -136,6 +137,7 @@ fn spawn_follower<H: Host + 'static>(
     pods: Api<Pod>,
     pod: String,
     reporter: Arc<Reporter<H>>,
+    events: EventSink,
     view: watch::Receiver<ContainerView>,
     mut parser: TranscriptParser,
 ) -> AbortOnDropHandle<FollowerOutput> {
@@ -143,7 +145,7 @@ fn spawn_follower<H: Host + 'static>(
     let span = tracing::info_span!("log", %pod);
     AbortOnDropHandle::new(tokio::spawn(tracing::Instrument::instrument(
         async move {
-            let mut follower = LogFollower::new(pods, pod, reporter);
+            let mut follower = LogFollower::new(pods, pod, reporter).with_events(events);
             let end = follower.run(&mut parser, view).await;
             (end, parser, follower.stats)
         },

@@ -41,6 +41,7 @@ use crate::config::{AdapterConfig, HostEnv};
 use crate::ctx::RunContext;
 use crate::guard::{self, ReattachTarget, Verdict};
 use crate::host::{Host, HostError};
+use crate::job_events::{EventSink, JobEvents, Milestone};
 use crate::names::sanitize_label_value;
 use crate::outcome::RunResult;
 use crate::report::Reporter;
@@ -137,7 +138,7 @@ async fn run_in_span<H: Host + 'static>(rc: &RunContext, env: &HostEnv, reporter
         held = lock.lock() => held,
         _ = cancel.cancelled() => return Ok(RunResult::cancelled_acknowledged("nothing_started")),
     };
-    let started = match start(rc, env, &cfg, &agent_label, &reporter).await? {
+    let mut started = match start(rc, env, &cfg, &agent_label, &reporter).await? {
         Started::Done(result) => return Ok(result),
         Started::Running(run) => run,
     };
@@ -150,7 +151,19 @@ async fn run_in_span<H: Host + 'static>(rc: &RunContext, env: &HostEnv, reporter
         Some(url) => CancelProbe::new(url, &rc.run_id, rc.auth_token.as_deref()),
         None => None,
     };
+    let events = JobEvents::start(
+        started.client.clone(),
+        &started.namespace,
+        &started.job_name,
+        started.job_uid.as_deref(),
+        started.reporting_instance.take().or_else(|| env.non_blank("HOSTNAME").map(str::to_owned)),
+    );
+    started.events = events.sink();
     let outcome = follow(rc, &cfg, &started, &reporter, probe).instrument(tracing::info_span!("follow")).await;
+    // The outcome is the Job's last Event, written before cleanup may delete it.
+    if let Ok(followed) = &outcome {
+        events.finish(Milestone::outcome(&rc.run_id, &followed.result)).await;
+    }
     let retain = matches!(&outcome, Ok(f) if f.retain);
     cleanup(&started, &cfg, retain, outcome.as_ref().is_ok_and(|f| f.job_already_deleted), &reporter)
         .instrument(tracing::info_span!("cleanup"))
@@ -173,11 +186,25 @@ struct Running {
     /// collector removes it, never before the last of them is gone.
     egress_owned: bool,
     reattached: bool,
+    /// Who writes the Job's Events: the host's pod, when it is one.
+    reporting_instance: Option<String>,
+    /// Where the run's milestones go as Kubernetes Events (off until following starts).
+    events: EventSink,
 }
 
 enum Started {
     Running(Running),
     Done(RunResult),
+}
+
+impl Started {
+    /// The run's Events name the host's pod as their reporting instance.
+    fn reported_by(mut self, self_pod: Option<&crate::selfpod::SelfPod>) -> Self {
+        if let Started::Running(r) = &mut self {
+            r.reporting_instance = self_pod.map(|p| p.name.clone());
+        }
+        self
+    }
 }
 
 /// Everything under the per-agent lock: connect, guard, then create or reattach.
@@ -241,9 +268,11 @@ async fn start<H: Host>(
     }
 
     if let Verdict::Reattach(target) = verdict {
-        return reattach(rc, cfg, &cluster, target, session_label.as_deref(), reporter).instrument(tracing::info_span!("reattach")).await;
+        let started = reattach(rc, cfg, &cluster, target, session_label.as_deref(), reporter).instrument(tracing::info_span!("reattach")).await;
+        return started.map(|s| s.reported_by(self_pod.as_ref()));
     }
-    create(rc, env, cfg, &cluster, &namespace, self_pod.as_ref(), &prepared, reporter).instrument(tracing::info_span!("create")).await
+    let started = create(rc, env, cfg, &cluster, &namespace, self_pod.as_ref(), &prepared, reporter).instrument(tracing::info_span!("create")).await;
+    started.map(|s| s.reported_by(self_pod.as_ref()))
 }
 
 async fn reattach<H: Host>(
@@ -304,6 +333,8 @@ async fn reattach<H: Host>(
         egress_policy: None,
         egress_owned: false,
         reattached: true,
+        reporting_instance: None,
+        events: EventSink::default(),
     }))
 }
 
@@ -451,6 +482,8 @@ async fn create<H: Host>(
         egress_policy: policy_name,
         egress_owned,
         reattached: false,
+        reporting_instance: None,
+        events: EventSink::default(),
     }))
 }
 

@@ -53,10 +53,18 @@ if (needsCluster && !clusterUp) {
   startedCluster = true;
 }
 const cluster = needsCluster ? readClusterEnv() : {};
-if (cluster.CLAUDE_K8S_NODE === "real") {
-  log("the local cluster runs the real node; the benchmarks run on the simulated one for now: scripts/test-cluster down, then npm run bench");
-  process.exit(1);
+// On the real node (kubelet, containerd, runc) the stand-in and its transcript
+// reach the pods through the PVC every run mounts (the bench plays Paperclip's
+// pod, as the e2e suites do), and the node's share of the CPU is the kubelet's,
+// containerd's and the shims'. Sections that need the simulated node's own
+// records or more pods than 2 cores hold are left to it.
+const realNode = cluster.CLAUDE_K8S_NODE === "real";
+const simOnly = ["latency", "memory", "concurrency"];
+if (realNode) {
+  const skipped = simOnly.filter((x) => wants(x) && (only || x !== "concurrency"));
+  if (skipped.length) log(`real node: ${skipped.join(", ")} run on the simulated node only (CLAUDE_K8S_NODE=sim scripts/test-cluster up); skipped`);
 }
+const onNode = (x) => wants(x) && !(realNode && simOnly.includes(x));
 // Env files written before the version was recorded are 1.20.2's.
 const k8sVersion = needsCluster ? `v${cluster.K8S_VERSION ?? "1.20.2"}` : "-";
 if (!readdirNode().length) {
@@ -69,8 +77,30 @@ function readdirNode() {
 const { execute } = await import("../server.js");
 const mock = await startMockAnthropic({ port: 0 });
 
-const work = mkdtempSync(path.join(os.tmpdir(), "ck8s-bench-"));
+// The real node's pods see the PVC's directory at /paperclip, and nothing else of this machine.
+const work = mkdtempSync(path.join(realNode ? cluster.PVC_DIR : os.tmpdir(), "ck8s-bench-"));
 chmodSync(work, 0o755); // the pods run as another uid
+/** Where a pod sees `hostPath` (a file under `work`). */
+const inPod = (hostPath) => (realNode ? path.join("/paperclip", path.relative(cluster.PVC_DIR, hostPath)) : hostPath);
+const SELF_POD = "paperclip-bench-host";
+if (realNode) {
+  // Paperclip's pod, for the adapter to introspect: its PVC is what the runs mount.
+  const admin = ["--kubeconfig", cluster.ADMIN_KUBECONFIG, "-n", NS];
+  const restrictedContainer = { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] }, runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: "RuntimeDefault" } };
+  const pod = {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name: SELF_POD, namespace: NS, labels: { app: "paperclip" } },
+    spec: {
+      securityContext: { runAsNonRoot: true, runAsUser: 1000, fsGroup: 1000, seccompProfile: { type: "RuntimeDefault" } },
+      containers: [{ name: "paperclip", image: "claude-k8s/local:dev", command: ["sleep", "infinity"], securityContext: restrictedContainer, resources: { requests: { cpu: "10m", memory: "32Mi" } }, volumeMounts: [{ name: "data", mountPath: "/paperclip" }] }],
+      volumes: [{ name: "data", persistentVolumeClaim: { claimName: "paperclip-data" } }],
+    },
+  };
+  execFileSync("kubectl", [...admin, "apply", "-f", "-"], { input: JSON.stringify(pod), stdio: ["pipe", "ignore", "inherit"] });
+  process.env.HOSTNAME = SELF_POD;
+  process.env.PAPERCLIP_NAMESPACE = NS;
+}
 const bin = path.join(work, "bin");
 mkdirSync(bin, { mode: 0o755 });
 copyFileSync(path.join(import.meta.dirname, "claude"), path.join(bin, "claude"));
@@ -113,6 +143,8 @@ function ctx({ env = {}, config = {} } = {}) {
       image: "claude-k8s/local:dev", // off-cluster: nothing to inherit (the node runs any image name)
       model: "claude-sonnet-4-6",
       timeoutSec: 0,
+      // The real node has 2 cores: a run's pod asks little, so that the next one schedules while the last one goes.
+      ...(realNode ? { resources: { requests: { cpu: "10m", memory: "64Mi" } } } : {}),
       // The mock API takes any key; the CLI only needs one to be set.
       env: { ANTHROPIC_BASE_URL: `${mock.url}/s/plain`, ANTHROPIC_API_KEY: "sk-ant-bench-mock", CLAUDE_CODE_MAX_RETRIES: "0", ...env },
       ...config,
@@ -122,7 +154,7 @@ function ctx({ env = {}, config = {} } = {}) {
 }
 
 /** The stand-in claude: `file` mode cats a transcript, `slow` emits N lines `interval` s apart. */
-const standIn = (env) => ({ PATH: `${bin}:/usr/local/bin:/usr/bin:/bin`, ...env });
+const standIn = (env) => ({ PATH: `${inPod(bin)}:/usr/local/bin:/usr/bin:/bin`, ...env, ...(env.BENCH_FILE ? { BENCH_FILE: inPod(env.BENCH_FILE) } : {}) });
 
 /**
  * One execute(), timed. Container output is told from the adapter's own
@@ -207,7 +239,9 @@ const table = [];
 function report(key, label, unit, values, note = "", { cluster = true } = {}) {
   const s = Array.isArray(values) ? stats(values) : values;
   // Which Kubernetes the figure ran on ("-": none): --only re-runs merge into figures of other runs.
-  figures[key] = { label, unit, ...s, note, kubernetes: cluster ? k8sVersion : "-" };
+  // The real node's figures are kept beside the simulated node's.
+  if (cluster && realNode) key = `${key}@real`;
+  figures[key] = { label, unit, ...s, note, kubernetes: cluster ? k8sVersion : "-", node: cluster ? (realNode ? "real" : "simulated") : "-" };
   const f = (x) => (x == null ? "-" : Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(x >= 10 ? 1 : 3));
   table.push([label, unit, s ? `${f(s.min)} / ${f(s.median)} / ${f(s.max)}` : "-", s?.n ?? "-", note]);
   log(`${label}: ${s ? `min ${f(s.min)} median ${f(s.median)} max ${f(s.max)} ${unit}` : "no data"} ${note}`);
@@ -305,6 +339,47 @@ async function requests() {
   }
 }
 
+/** user+system CPU seconds of every live process by command name (/proc/<pid>/stat). */
+function cpuByPid(comms) {
+  const out = new Map();
+  for (const pid of readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      if (!comms.includes(comm)) continue;
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out.set(`${pid}/${f[19]}`, { comm, cpu: (Number(f[11]) + Number(f[12])) / 100 }); // pid and start time: one process
+    } catch {
+      // it ended
+    }
+  }
+  return out;
+}
+/**
+ * The real node's processes, sampled every 100 ms while a run goes: a pod's
+ * shim comes and goes within it, so its last sample is what it cost.
+ */
+function realNodeSampler() {
+  const comms = [...new Set(Object.values(realComms).flat())];
+  const first = cpuByPid(comms);
+  const last = new Map(first);
+  const sample = () => {
+    for (const [k, v] of cpuByPid(comms)) last.set(k, v);
+  };
+  const timer = setInterval(sample, 100);
+  return () => {
+    clearInterval(timer);
+    sample();
+    const by = {};
+    for (const [name, list] of Object.entries(realComms)) {
+      let sum = 0;
+      for (const [k, v] of last) if (list.includes(v.comm)) sum += v.cpu - (first.get(k)?.cpu ?? 0);
+      by[name] = sum;
+    }
+    return by;
+  };
+}
 /** user+system CPU seconds of a cluster process so far (/proc/<pid>/stat), or null. */
 function processCpu(name) {
   try {
@@ -337,9 +412,13 @@ function machineCpu() {
   const total = f.reduce((a, b) => a + b, 0);
   return { busy: total - idle, total };
 }
-const clusterProcs = ["node", "apiserver"];
+// The node's work: the simulated node's one process, or the real node's kubelet,
+// containerd (it writes the container's log file) and the pods' shims.
+const clusterProcs = realNode ? ["node", "kubelet", "containerd", "apiserver"] : ["node", "apiserver"];
+const realComms = { kubelet: ["kubelet"], containerd: ["containerd"], node: ["kubelet", "containerd", "containerd-shim"], apiserver: ["kube-apiserver"] };
 /** CPU of the cluster's processes and of the machine around `fn`. */
 async function withCpu(fn) {
+  const stopSampler = realNode ? realNodeSampler() : null;
   const before = Object.fromEntries(clusterProcs.map((p) => [p, processCpu(p)]));
   const m0 = machineCpu();
   const t0 = threadCpu();
@@ -349,7 +428,8 @@ async function withCpu(fn) {
   const t1 = threadCpu();
   const m1 = machineCpu();
   const threads = Object.fromEntries(Object.entries(t1).map(([k, v]) => [k, v - (t0[k] ?? 0)]));
-  const procs = Object.fromEntries(clusterProcs.map((p) => [p, before[p] == null ? null : processCpu(p) - before[p]]));
+  const sampled = stopSampler?.();
+  const procs = Object.fromEntries(clusterProcs.map((p) => [p, sampled?.[p] ?? (before[p] == null ? null : processCpu(p) - before[p])]));
   return { r, selfCpu: (c.user + c.system) / 1e6, threads, procs, machineBusy: (m1.busy - m0.busy) / Math.max(1, m1.total - m0.total) };
 }
 
@@ -377,8 +457,10 @@ async function kubectlRun(file, { timestamps }) {
           command: ["claude"],
           env: Object.entries(standIn({ BENCH_MODE: "file", BENCH_FILE: file })).map(([name, value]) => ({ name, value })),
           securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
+          ...(realNode ? { resources: { requests: { cpu: "10m", memory: "64Mi" } }, volumeMounts: [{ name: "data", mountPath: "/paperclip" }] } : {}),
         },
       ],
+      ...(realNode ? { volumes: [{ name: "data", persistentVolumeClaim: { claimName: "paperclip-data" } }] } : {}),
     },
   };
   const admin = ["--kubeconfig", cluster.ADMIN_KUBECONFIG, "-n", NS];
@@ -419,7 +501,7 @@ async function kubectlRun(file, { timestamps }) {
 async function throughput() {
   const { file, lines, bytes } = transcriptFile(100);
   const gib = bytes / 2 ** 30;
-  const rows = { ours: [], wall: [], kubectl: [], kubectlTs: [], ratio: [], ratioTs: [], oursCpu: [], kubectlCpu: [], kubectlTsCpu: [], node: [], apiserver: [], busy: [], threads: {}, rss: [], callKiB: [], callsPerSec: [] };
+  const rows = { ours: [], wall: [], kubectl: [], kubectlTs: [], ratio: [], ratioTs: [], oursCpu: [], kubectlCpu: [], kubectlTsCpu: [], node: [], kubelet: [], containerd: [], apiserver: [], kNode: [], kKubelet: [], kContainerd: [], kApiserver: [], nodeRatio: [], apiserverRatio: [], busy: [], threads: {}, rss: [], callKiB: [], callsPerSec: [] };
   // Alternating, so that both see the same machine: ours, kubectl, kubectl --timestamps.
   for (let i = 0; i < (quick ? 1 : 3); i += 1) {
     settle();
@@ -440,7 +522,14 @@ async function throughput() {
     rows.busy.push(a.machineBusy * 100);
     rows.callKiB.push(r.outBytes / r.calls / 1024);
     rows.callsPerSec.push(r.calls / secs);
-    const k = await kubectlRun(file, { timestamps: false });
+    const kc = await withCpu(() => kubectlRun(file, { timestamps: false }));
+    const k = kc.r;
+    // What the same bytes cost the cluster through a plain follow, and ours ÷ that.
+    for (const [p, row] of [["node", "kNode"], ["kubelet", "kKubelet"], ["containerd", "kContainerd"], ["apiserver", "kApiserver"]]) {
+      if (kc.procs[p] != null) rows[row].push(kc.procs[p] / gib);
+    }
+    if (a.procs.node && kc.procs.node) rows.nodeRatio.push(a.procs.node / kc.procs.node);
+    if (a.procs.apiserver && kc.procs.apiserver) rows.apiserverRatio.push(a.procs.apiserver / kc.procs.apiserver);
     // The transcript and the stand-in's result line.
     check(k.bytes > bytes && k.bytes < bytes + 1024, `throughput: kubectl read ${k.bytes} bytes of a ${bytes}-byte transcript`);
     rows.kubectl.push(mib(k.bytes) / k.seconds);
@@ -463,6 +552,14 @@ async function throughput() {
   report("throughput.cpuKubectlTimestamps", "  CPU per GiB: kubectl logs -f --timestamps", "CPU-s", rows.kubectlTsCpu);
   report("throughput.cpuNode", "  CPU per GiB: the node (log file, log server, TLS)", "CPU-s", rows.node, "during the adapter's run; a kubelet and containerd do this in a real cluster");
   report("throughput.cpuApiserver", "  CPU per GiB: kube-apiserver (pods/log proxy, TLS both ways)", "CPU-s", rows.apiserver, "during the adapter's run");
+  if (realNode) {
+    report("throughput.cpuKubelet", "  CPU per GiB: of that node share, the kubelet (log server)", "CPU-s", rows.kubelet, "during the adapter's run");
+    report("throughput.cpuContainerd", "  CPU per GiB: of that node share, containerd (writes the log file)", "CPU-s", rows.containerd, "during the adapter's run");
+  }
+  report("throughput.cpuNodeKubectl", "  CPU per GiB: the node, for plain kubectl logs -f", "CPU-s", rows.kNode, "the same transcript, the bare pod's run");
+  report("throughput.cpuApiserverKubectl", "  CPU per GiB: kube-apiserver, for plain kubectl logs -f", "CPU-s", rows.kApiserver);
+  report("throughput.nodeRatio", "  node CPU: ours ÷ plain kubectl", "ratio", rows.nodeRatio, "pairs of one run; target ≤ 1.1");
+  report("throughput.apiserverRatio", "  kube-apiserver CPU: ours ÷ plain kubectl", "ratio", rows.apiserverRatio, "pairs of one run; target ≤ 1.1");
   report("throughput.machineBusy", "  machine CPU busy during the adapter's run", "%", rows.busy, `${os.cpus().length} cores, everything on them`);
   report("throughput.callKiB", "  onLog: bytes per call", "KiB", rows.callKiB, "container chunks");
   report("throughput.callsPerSec", "  onLog: calls per second", "calls/s", rows.callsPerSec);
@@ -699,7 +796,7 @@ try {
   section = "crossing";
   if (wants("crossing")) await crossing();
   section = "latency";
-  if (wants("latency")) await latency();
+  if (onNode("latency")) await latency();
   section = "requests";
   if (wants("requests")) await requests();
   section = "throughput";
@@ -707,7 +804,7 @@ try {
   section = "diagnostics";
   if (wants("diagnostics")) await diagnostics();
   section = "memory";
-  if (wants("memory") || wants("concurrency")) await memory();
+  if (onNode("memory") || onNode("concurrency")) await memory();
 } finally {
   await mock.close();
   rmSync(work, { recursive: true, force: true });
@@ -768,10 +865,11 @@ function resultsPage({ machine: m, figures: f }) {
     "Reproduce: `npm run build && npm run bench` (see [README.md](README.md) for what each figure measures). These machines are",
     "shared and the cluster runs on the same two cores: compare ratios within one run, not absolute values across runs.",
     "",
-    "| figure | unit | min / median / max | n | Kubernetes | note |",
-    "|---|---|---|---|---|---|",
+    "| figure | unit | min / median / max | n | Kubernetes | node | note |",
+    "|---|---|---|---|---|---|---|",
     ...Object.values(rows).map(
-      (r) => `| ${r.label} | ${r.unit} | ${fmt(r.min)} / ${fmt(r.median)} / ${fmt(r.max)} | ${r.n ?? "-"} | ${r.kubernetes ?? "v1.20.2"} | ${r.note ?? ""} |`,
+      (r) =>
+        `| ${r.label} | ${r.unit} | ${fmt(r.min)} / ${fmt(r.median)} / ${fmt(r.max)} | ${r.n ?? "-"} | ${r.kubernetes ?? "v1.20.2"} | ${r.node ?? (r.kubernetes === "-" ? "-" : "simulated")} | ${r.note ?? ""} |`,
     ),
     "",
     ...(warnings.length ? ["Warnings seen during the run:", "", ...warnings.map((w) => `- ${w}`), ""] : []),

@@ -57,9 +57,11 @@ describe("CLAUDE_K8S_LOG", () => {
     const lines = stderr.split("\n").filter((l) => l.includes(`run_id=${id}`));
     // The run span carries the Job and namespace once created; phases close with their timings.
     expect(lines.some((l) => /run\{run_id=\S+ agent_id=\S+ job=ac-\S+ namespace=paperclip\}/.test(l))).toBe(true);
-    for (const phase of ["guard", "create", "follow", "cleanup"]) {
-      expect(lines.some((l) => l.includes(`}:${phase}`) && /close time\.busy=\S+ time\.idle=\S+/.test(l)), phase).toBe(true);
+    for (const phase of ["guard", "create", "follow", "follow:schedule", "follow:log", "follow:outcome", "cleanup"]) {
+      expect(lines.some((l) => l.includes(`:${phase}`) && /close time\.busy=\S+ time\.idle=\S+/.test(l)), phase).toBe(true);
     }
+    // The drain after the container's end, inside the log follower's span.
+    expect(lines.some((l) => /:follow:log\{pod=ac-\S+\}:drain: \S+: close time\.busy=/.test(l)), "drain").toBe(true);
     expect(lines.some((l) => l.includes("pod running; following its log"))).toBe(true);
     expect(lines.some((l) => /run ended exit_code=Some\(0\)/.test(l))).toBe(true);
     // kube-rs's own spans (its HTTP requests) inside ours.

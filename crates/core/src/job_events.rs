@@ -55,14 +55,20 @@ const NOTE_LIMIT: usize = 1024;
 /// Namespaces whose Role refused an Event, and when.
 static FORBIDDEN: LazyLock<Mutex<HashMap<String, Instant>>> = LazyLock::new(Default::default);
 
-fn forbidden_now(namespace: &str) -> bool {
-    let mut map = FORBIDDEN.lock().unwrap_or_else(|p| p.into_inner());
-    map.retain(|_, at| at.elapsed() < FORBIDDEN_MEMORY);
-    map.contains_key(namespace)
+/// Refusals are remembered per identity and namespace: the key joins the
+/// kubeconfig a run uses (agents may each have their own) and the namespace.
+fn refusal_key(kubeconfig: Option<&str>, namespace: &str) -> String {
+    format!("{}\n{namespace}", kubeconfig.unwrap_or("(in-cluster)"))
 }
 
-fn remember_forbidden(namespace: &str) {
-    FORBIDDEN.lock().unwrap_or_else(|p| p.into_inner()).insert(namespace.to_owned(), Instant::now());
+fn forbidden_now(key: &str) -> bool {
+    let mut map = FORBIDDEN.lock().unwrap_or_else(|p| p.into_inner());
+    map.retain(|_, at| at.elapsed() < FORBIDDEN_MEMORY);
+    map.contains_key(key)
+}
+
+fn remember_forbidden(key: &str) {
+    FORBIDDEN.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_owned(), Instant::now());
 }
 
 /// Something an operator would want to see on the Job.
@@ -84,7 +90,8 @@ impl Milestone {
         Milestone::Outcome {
             run_id: run_id.to_owned(),
             exit_code: result.exit_code,
-            error_code: result.error_code.clone(),
+            // An error without a code is still one (the host shows its message).
+            error_code: result.error_code.clone().or_else(|| result.error_message.as_ref().map(|_| "an error without a code".to_owned())),
             timed_out: result.timed_out,
             cancelled: result.error_code.as_deref() == Some("cancelled"),
         }
@@ -93,14 +100,14 @@ impl Milestone {
     /// The Event: its type, reason, action and note, and the pod it relates to.
     pub fn event(&self) -> (Event, Option<&str>) {
         let (type_, reason, action, note, pod) = match self {
-            Milestone::LogResumed { pod, connection, since } => (
+            // The Recorder writes a repeat into the first Event's series and
+            // keeps its note: so the note says nothing a repeat would change
+            // (the connection and cursor are in the tracing events).
+            Milestone::LogResumed { pod, .. } => (
                 EventType::Normal,
                 "LogStreamResumed",
                 "FollowLog",
-                format!(
-                    "The log stream of pod {pod} broke and was opened again (connection {connection}){}; lines already delivered are skipped, none twice",
-                    since.as_ref().map(|s| format!(" from {s}")).unwrap_or_default()
-                ),
+                format!("The log stream of pod {pod} broke and was resumed after the last line delivered; none is delivered twice (each resume counts in this Event's series)"),
                 Some(pod.as_str()),
             ),
             Milestone::LinesLost { pod, after, before } => (
@@ -124,10 +131,11 @@ impl Milestone {
                     (EventType::Warning, "RunTimedOut", format!("timed out ({exit})"))
                 } else if let Some(code) = error_code {
                     (EventType::Warning, "RunFailed", format!("failed: {code} ({exit})"))
-                } else if *exit_code != Some(0) {
+                } else if exit_code.is_some_and(|c| c != 0) {
                     (EventType::Warning, "RunFailed", format!("failed: {exit}"))
                 } else {
-                    (EventType::Normal, "RunSucceeded", "succeeded (exit code 0)".to_owned())
+                    // No code, no message, exit 0 — or no exit code readable, as the outcome maps it: success.
+                    (EventType::Normal, "RunSucceeded", format!("succeeded ({exit})"))
                 };
                 (type_, reason, "Run", format!("Paperclip run {run_id} {how}"), None)
             }
@@ -178,9 +186,10 @@ impl JobEvents {
     }
 
     /// Events on the Job `name` (`uid`) in `namespace`, unless that
-    /// namespace refused one a moment ago.
-    pub fn start(client: Client, namespace: &str, name: &str, uid: Option<&str>, instance: Option<String>) -> Self {
-        if forbidden_now(namespace) {
+    /// namespace refused one to this identity (`kubeconfig`) a moment ago.
+    pub fn start(client: Client, kubeconfig: Option<&str>, namespace: &str, name: &str, uid: Option<&str>, instance: Option<String>) -> Self {
+        let key = refusal_key(kubeconfig, namespace);
+        if forbidden_now(&key) {
             tracing::debug!(%namespace, "Kubernetes Events off: refused in this namespace a moment ago");
             return Self::off();
         }
@@ -194,7 +203,7 @@ impl JobEvents {
         };
         let recorder = Recorder::new(client, Reporter { controller: CONTROLLER.into(), instance });
         let (tx, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(tracing::Instrument::in_current_span(publish_all(recorder, job, rx)));
+        let task = tokio::spawn(tracing::Instrument::in_current_span(publish_all(recorder, job, key, rx)));
         JobEvents { sink: EventSink(Some(tx)), task: Some(task) }
     }
 
@@ -202,17 +211,27 @@ impl JobEvents {
         self.sink.clone()
     }
 
-    /// Queues the last milestone, then waits at most [`FLUSH_TIMEOUT`] for
-    /// everything queued to be written.
-    pub async fn finish(mut self, last: Milestone) {
-        self.sink.note(last);
-        self.sink = EventSink::default();
-        if let Some(mut task) = self.task.take()
-            && tokio::time::timeout(FLUSH_TIMEOUT, &mut task).await.is_err()
-        {
+    /// Queues the outcome — the writer's last milestone, after which it
+    /// stops whoever still holds a sink — and waits at most
+    /// [`FLUSH_TIMEOUT`] for everything queued to be written.
+    /// True when the writer finished (rather than being given up on).
+    pub async fn finish(mut self, outcome: Milestone) -> bool {
+        debug_assert!(matches!(outcome, Milestone::Outcome { .. }));
+        let Some(mut task) = self.task.take() else { return true };
+        let tx = self.sink.0.take();
+        let written = tokio::time::timeout(FLUSH_TIMEOUT, async {
+            // Waits for room: the outcome is never the one dropped.
+            if let Some(tx) = tx {
+                let _ = tx.send(outcome).await;
+            }
+            let _ = (&mut task).await;
+        });
+        if written.await.is_err() {
             tracing::debug!("Kubernetes Events not all written in time; giving up on the rest");
             task.abort();
+            return false;
         }
+        true
     }
 }
 
@@ -225,7 +244,7 @@ impl Drop for JobEvents {
     }
 }
 
-async fn publish_all(recorder: Recorder, job: ObjectReference, mut rx: mpsc::Receiver<Milestone>) {
+async fn publish_all(recorder: Recorder, job: ObjectReference, key: String, mut rx: mpsc::Receiver<Milestone>) {
     // Reasons written: the Recorder writes a repeat as a patch of the first
     // Event's series, which a Role may refuse while allowing create.
     let mut written = std::collections::HashSet::new();
@@ -249,10 +268,13 @@ async fn publish_all(recorder: Recorder, job: ObjectReference, mut rx: mpsc::Rec
             Err(kube::Error::Api(s)) if s.code == 403 => {
                 let namespace = job.namespace.as_deref().unwrap_or_default();
                 tracing::debug!(%namespace, message = %s.message, "Kubernetes Events off: the Role does not allow them (deploy/rbac-events.yaml)");
-                remember_forbidden(namespace);
+                remember_forbidden(&key);
                 return;
             }
             Err(e) => tracing::debug!(error = %e, reason = %event.reason, "Kubernetes Event not written"),
+        }
+        if matches!(m, Milestone::Outcome { .. }) {
+            return;
         }
     }
 }
@@ -262,7 +284,7 @@ mod tests {
     use super::*;
 
     fn result(exit: Option<i32>, code: Option<&str>, timed_out: bool) -> RunResult {
-        RunResult { exit_code: exit, error_code: code.map(Into::into), timed_out, ..RunResult::error("x", "y") }
+        RunResult { exit_code: exit, error_code: code.map(Into::into), error_message: code.map(|_| "m".into()), timed_out, ..RunResult::error("x", "y") }
     }
 
     fn outcome(r: &RunResult) -> (EventType, String, String) {
@@ -285,7 +307,12 @@ mod tests {
         // A non-zero exit without a code failed.
         let (t, reason, note) = outcome(&result(Some(137), None, false));
         assert_eq!((t, reason.as_str(), note.as_str()), (EventType::Warning, "RunFailed", "Paperclip run run-1 failed: exit code 137"));
-        assert_eq!(outcome(&result(None, None, false)).1, "RunFailed", "no exit code is no success");
+        // No exit code readable and no error: the outcome is a success (map_outcome), and so is the Event.
+        assert_eq!(outcome(&result(None, None, false)).1, "RunSucceeded");
+        let mut with_message = result(Some(0), None, false);
+        with_message.error_message = Some("Failed to parse Claude JSON output".into());
+        let (t, reason, note) = outcome(&with_message);
+        assert_eq!((t, reason.as_str(), note.as_str()), (EventType::Warning, "RunFailed", "Paperclip run run-1 failed: an error without a code (exit code 0)"));
         let (t, reason, _) = outcome(&result(None, Some("timeout"), true));
         assert_eq!((t, reason.as_str()), (EventType::Warning, "RunTimedOut"));
         let (t, reason, note) = outcome(&RunResult::cancelled_acknowledged("k8s_job_deleted"));
@@ -297,7 +324,7 @@ mod tests {
         let m = Milestone::LogResumed { pod: "p-1".into(), connection: 3, since: Some("2026-12-06T00:00:01Z".into()) };
         let (e, pod) = m.event();
         assert_eq!((e.type_, e.reason.as_str(), pod), (EventType::Normal, "LogStreamResumed", Some("p-1")));
-        assert!(e.note.unwrap().contains("(connection 3) from 2026-12-06T00:00:01Z"));
+        assert_eq!(e.note.unwrap(), "The log stream of pod p-1 broke and was resumed after the last line delivered; none is delivered twice (each resume counts in this Event's series)");
         let lost = Milestone::LinesLost { pod: "p-1".into(), after: "t1".into(), before: None };
         let (e, pod) = lost.event();
         assert_eq!((e.type_, e.reason.as_str(), pod), (EventType::Warning, "LogLinesLost", Some("p-1")));
@@ -316,10 +343,13 @@ mod tests {
 
     #[test]
     fn a_refusal_is_remembered_per_namespace() {
-        assert!(!forbidden_now("ns-a-refusal"));
-        remember_forbidden("ns-a-refusal");
-        assert!(forbidden_now("ns-a-refusal"));
-        assert!(!forbidden_now("ns-another"));
+        let key = refusal_key(Some("/a.kubeconfig"), "ns-a-refusal");
+        assert!(!forbidden_now(&key));
+        remember_forbidden(&key);
+        assert!(forbidden_now(&key));
+        assert!(!forbidden_now(&refusal_key(Some("/a.kubeconfig"), "ns-another")));
+        assert!(!forbidden_now(&refusal_key(Some("/b.kubeconfig"), "ns-a-refusal")), "another identity");
+        assert!(!forbidden_now(&refusal_key(None, "ns-a-refusal")), "in-cluster");
     }
 
     #[tokio::test]
@@ -329,6 +359,21 @@ mod tests {
         for i in 0..100 {
             sink.note(Milestone::LogResumed { pod: "p".into(), connection: i, since: None });
         }
-        events.finish(Milestone::PodRefused { message: "m".into() }).await;
+        let outcome = Milestone::Outcome { run_id: "r".into(), exit_code: Some(0), error_code: None, timed_out: false, cancelled: false };
+        assert!(events.finish(outcome).await);
+    }
+
+    /// The writer stops after the outcome, even while a sink is still held
+    /// (the run's own copy, say): the end of a run never waits out the
+    /// flush timeout. (Nothing listens on port 9: each write fails at once.)
+    #[tokio::test]
+    async fn the_outcome_ends_the_writer_whoever_holds_a_sink() {
+        let client = kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
+        let events = JobEvents::start(client, None, "ns-writer", "job", None, None);
+        let held = events.sink();
+        held.note(Milestone::PodRefused { message: "m".into() });
+        let outcome = Milestone::Outcome { run_id: "r".into(), exit_code: Some(0), error_code: None, timed_out: false, cancelled: false };
+        assert!(events.finish(outcome).await, "finished, not timed out");
+        held.note(Milestone::PodRefused { message: "after the end: dropped".into() });
     }
 }

@@ -204,6 +204,9 @@ pub struct LogFollower<H: Host> {
     new_lines: u64,
     /// The Job's Events: a resumed stream, lost lines.
     events: EventSink,
+    /// A connection that may be a resume (its number and cursor): reported
+    /// when it delivers a new line.
+    resume_unreported: Option<(u32, Option<String>)>,
 }
 
 /// Consecutive failed connects tolerated before giving up on the log.
@@ -225,7 +228,13 @@ impl<H: Host> LogFollower<H> {
             read_lines: 0,
             new_lines: 0,
             events: EventSink::default(),
+            resume_unreported: None,
         }
+    }
+
+    fn report_resume(&self, connection: u32, since: Option<String>) {
+        tracing::info!(connection, since_time = since.as_deref().unwrap_or("the start"), "log stream resumed");
+        self.events.note(Milestone::LogResumed { pod: self.pod.clone(), connection, since });
     }
 
     /// Reports a resumed stream and lost lines as Events on the Job too.
@@ -251,8 +260,13 @@ impl<H: Host> LogFollower<H> {
         let mut end_of_log = EndOfLog::default();
         // The last stream broke (rather than ending cleanly).
         let mut resume_pending = false;
+        // Connections opened (`stats.connections` counts attempts).
+        let mut opened = 0u32;
         // Drains read a tail until one begins too late to be counted.
         let mut tail_drains = true;
+        // Open from the first read after the container's end until the log
+        // is drained: closed (and timed) when this returns.
+        let mut drain_span = None;
         // Nothing to read before the container has started.
         if view.wait_for(|v| v.started || v.pod_gone || v.stop).await.is_err() {
             return Ok(FollowEnd::Stopped);
@@ -265,6 +279,9 @@ impl<H: Host> LogFollower<H> {
             if before.pod_gone {
                 self.hand_over_held(parser).await?;
                 return Ok(FollowEnd::PodGone);
+            }
+            if before.terminated && drain_span.is_none() {
+                drain_span = Some(tracing::info_span!("drain"));
             }
             // After the container's end, a tail of the log where a tail can
             // confirm the end (see `ResumeCursor::reconnected_tail`).
@@ -285,19 +302,26 @@ impl<H: Host> LogFollower<H> {
             } else {
                 self.sink.cursor.reconnected();
             }
-            let since = params.since_time.map(|t| t.to_string());
-            // Reading again after the stream broke, or ended while the
-            // container still ran: a resume. (After termination the second
-            // read is the drain every run makes.)
-            if self.stats.connections > 1 && (resume_pending || !before.terminated) {
-                tracing::info!(connection = self.stats.connections, since_time = since.as_deref().unwrap_or("the start"), follow = params.follow, "log stream resumed");
-                self.events.note(Milestone::LogResumed { pod: self.pod.clone(), connection: self.stats.connections, since: since.clone() });
-            } else {
-                tracing::debug!(connection = self.stats.connections, since_time = since.as_deref().unwrap_or("the start"), follow = params.follow, "log connect");
-            }
-            resume_pending = false;
+            tracing::debug!(attempt = self.stats.connections, since_time = ?params.since_time, tail_lines = ?params.tail_lines, follow = params.follow, "log connect");
+            self.resume_unreported = None;
             let stream = match source.open(&params).await {
-                Ok(s) => s,
+                Ok(s) => {
+                    opened += 1;
+                    // Opened again after the stream broke: a resume, said at
+                    // once. After a clean end while the container seemed to
+                    // run (a kubelet restart ends it so — or the watch was
+                    // only slow to say the container had ended): a resume
+                    // once it delivers a new line. The read after the
+                    // container's end is the drain every run makes.
+                    let since = params.since_time.map(|t| t.to_string());
+                    if opened > 1 && resume_pending {
+                        self.report_resume(opened, since);
+                    } else if opened > 1 && !before.terminated {
+                        self.resume_unreported = Some((opened, since));
+                    }
+                    resume_pending = false;
+                    s
+                }
                 Err(e) => {
                     if crate::cluster::is_not_found(&e) && before.terminated {
                         self.hand_over_held(parser).await?;
@@ -525,6 +549,11 @@ impl<H: Host> LogFollower<H> {
             let mut warning = String::new();
             self.note_gaps(&mut warning);
             batch.insert_str(at, &warning);
+        }
+        if admitted == Admit::Delivered
+            && let Some((connection, since)) = self.resume_unreported.take()
+        {
+            self.report_resume(connection, since);
         }
         match admitted {
             Admit::Delivered => {

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use tracing::Instrument;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod};
 use kube::Api;
@@ -160,7 +161,8 @@ pub(super) async fn follow<H: Host + 'static>(
             Next::Settled(followed) => return Ok(followed),
         }
     };
-    f.conclude(rc, early).await
+    f.schedule_span = None;
+    f.conclude(rc, early).instrument(tracing::info_span!("outcome")).await
 }
 
 /// The state of one run being followed.
@@ -188,6 +190,10 @@ struct Following<'a, H: Host> {
     /// The log follower was started (once, for good).
     spawned: bool,
     pod_running_at: Option<Instant>,
+    /// Open from the start of following until the pod runs: its close (the
+    /// subscriber's `time.idle`) is how long scheduling, the image pull and
+    /// the container's start took.
+    schedule_span: Option<tracing::Span>,
     /// Since when the pod's node has been silent (see `pod::node_silence`).
     node_silent: Option<NodeSilence>,
     timed_out: bool,
@@ -218,6 +224,7 @@ impl<'a, H: Host + 'static> Following<'a, H> {
             last_description: String::new(),
             spawned: false,
             pod_running_at: None,
+            schedule_span: Some(tracing::info_span!("schedule")),
             node_silent: None,
             timed_out: false,
             cancelled_by: None,
@@ -366,6 +373,7 @@ impl<'a, H: Host + 'static> Following<'a, H> {
                 self.spawned = true;
                 self.book.followed = Some(name.clone());
                 self.pod_running_at = Some(Instant::now());
+                self.schedule_span = None;
                 self.follower.start(self.pods.clone(), name, self.reporter.clone(), self.run.events.clone());
             }
             PodProgress::Failed(msg) if !self.spawned => {

@@ -153,6 +153,7 @@ async fn run_in_span<H: Host + 'static>(rc: &RunContext, env: &HostEnv, reporter
     };
     let events = JobEvents::start(
         started.client.clone(),
+        cfg.kubeconfig.as_deref(),
         &started.namespace,
         &started.job_name,
         started.job_uid.as_deref(),
@@ -161,6 +162,8 @@ async fn run_in_span<H: Host + 'static>(rc: &RunContext, env: &HostEnv, reporter
     started.events = events.sink();
     let outcome = follow(rc, &cfg, &started, &reporter, probe).instrument(tracing::info_span!("follow")).await;
     // The outcome is the Job's last Event, written before cleanup may delete it.
+    // The follower's sinks went with it; this is the last one.
+    started.events = EventSink::default();
     if let Ok(followed) = &outcome {
         events.finish(Milestone::outcome(&rc.run_id, &followed.result)).await;
     }

@@ -62,12 +62,16 @@ describe("egressPolicy: true", () => {
     // Said in the run's log, in words.
     expect(r.stdout).toMatch(/\[paperclip\] Egress policy: only DNS \(UDP\/TCP 53\); the Paperclip API: pods app=paperclip, TCP \d+; public addresses, TCP 443, 22; 192\.0\.2\.0\/24, any port/);
     // Gone after the run, never before its pod: watched until both are gone.
+    // The policy is read first: a pod seen after the policy was found gone
+    // existed while it was gone (a pod never comes back). Read the other way
+    // round, the garbage collector could remove the policy between the two
+    // reads, just after the pod, and look early when it was not.
     const pod = selected[0].metadata.name;
     const seenAfter = [];
     await expect
       .poll(() => {
-        const podLeft = getJson(["-n", NS, "get", "pod", pod]) !== null;
         const policyLeft = policiesOf(ctx.runId).length > 0;
+        const podLeft = getJson(["-n", NS, "get", "pod", pod]) !== null;
         seenAfter.push({ podLeft, policyLeft });
         return podLeft || policyLeft;
       }, { timeout: 60_000, interval: 100 })

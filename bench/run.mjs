@@ -59,7 +59,7 @@ const cluster = needsCluster ? readClusterEnv() : {};
 // containerd's and the shims'. Sections that need the simulated node's own
 // records or more pods than 2 cores hold are left to it.
 const realNode = cluster.CLAUDE_K8S_NODE === "real";
-const simOnly = ["latency", "memory", "concurrency"];
+const simOnly = ["memory", "concurrency"];
 if (realNode) {
   const skipped = simOnly.filter((x) => wants(x) && (only || x !== "concurrency"));
   if (skipped.length) log(`real node: ${skipped.join(", ")} run on the simulated node only (CLAUDE_K8S_NODE=sim scripts/test-cluster up); skipped`);
@@ -75,7 +75,8 @@ function readdirNode() {
   return readdirSync(root).filter((f) => /^claude-k8s\..*\.node$/.test(f));
 }
 const { execute } = await import("../server.js");
-const mock = await startMockAnthropic({ port: 0 });
+// The real node's pods reach this machine's services at the bridge address only.
+const mock = await startMockAnthropic({ port: 0, host: cluster.NODE_SERVICES_HOST ?? "127.0.0.1" });
 
 // The real node's pods see the PVC's directory at /paperclip, and nothing else of this machine.
 const work = mkdtempSync(path.join(realNode ? cluster.PVC_DIR : os.tmpdir(), "ck8s-bench-"));
@@ -311,6 +312,127 @@ async function latency() {
   report("start.realCliHeartbeat", "whole heartbeat, real Claude Code CLI", "ms", cli, "CLI boot dominates");
 }
 
+/**
+ * Start and end of a run on the real node, broken down. Every moment comes
+ * from a record made where it happens, on the one clock of this machine:
+ *   - the apiserver's audit log (µs): the Job's create (the adapter), its
+ *     pod's create (the Job controller), the binding (the scheduler), and the
+ *     adapter's requests after the container's end;
+ *   - a bystander watch on the run's pod (`kubectl get -w`, stamped as each
+ *     object arrives): sandbox ready, container running, container terminated
+ *     — when anyone watching could know it;
+ *   - the stand-in `claude` itself (ns, `date`): its process's start and its
+ *     last moment;
+ *   - onLog: the first container line, and execute() resolving.
+ * The bystander's own delay (kubectl decoding and printing) is in the
+ * "seen" moments; it is the same for every one of them.
+ */
+async function latencyReal() {
+  const reps = quick ? 10 : 30;
+  const rows = {};
+  const add = (k, v) => Number.isFinite(v) && (rows[k] ??= []).push(v);
+  const admin = ["--kubeconfig", cluster.ADMIN_KUBECONFIG, "-n", NS];
+  // The pods run as uid 1000.
+  const stamps = path.join(work, "stamps");
+  mkdirSync(stamps, { mode: 0o777 });
+  chmodSync(stamps, 0o777);
+  for (let i = 0; i < reps; i += 1) {
+    const c = ctx({ env: standIn({ BENCH_MODE: "slow", BENCH_LINES: "3", BENCH_INTERVAL: "0.2" }) });
+    const stamp = path.join(stamps, c.runId);
+    c.config.env.BENCH_STAMP = inPod(stamp);
+    const seen = {};
+    const watcher = spawn("kubectl", [...admin, "get", "pods", "-l", `paperclip.io/run-id=${c.runId}`, "-w", "-o", "json"], { stdio: ["ignore", "pipe", "ignore"] });
+    let buf = "";
+    watcher.stdout.setEncoding("utf8");
+    watcher.stdout.on("data", (d) => {
+      const at = now();
+      buf += d;
+      // kubectl prints each object indented, its closing brace alone at the start of a line.
+      for (let end = buf.indexOf("\n}\n"); end !== -1; end = buf.indexOf("\n}\n")) {
+        const pod = JSON.parse(buf.slice(0, end + 2));
+        buf = buf.slice(end + 3);
+        const cond = (t) => pod.status?.conditions?.find((x) => x.type === t)?.status === "True";
+        const st = pod.status?.containerStatuses?.find((x) => x.name === "claude")?.state ?? {};
+        if (cond("PodReadyToStartContainers")) seen.sandbox ??= at;
+        if (st.running) seen.running ??= at;
+        if (st.terminated) seen.terminated ??= at;
+      }
+    });
+    await new Promise((res) => setTimeout(res, 300)); // the watch established
+    const off = auditOffset();
+    const r = await timedRun(c);
+    watcher.kill();
+    check(r.result.exitCode === 0, `latency run ${i}: exit ${r.result.exitCode} ${r.result.errorMessage ?? ""}`);
+    const audit = auditAll(off);
+    const at = (e) => (e ? Date.parse(e.requestReceivedTimestamp) + micros(e.requestReceivedTimestamp) : NaN);
+    const done = (e) => (e ? Date.parse(e.stageTimestamp) + micros(e.stageTimestamp) : NaN);
+    const jobCreate = audit.find((e) => e.verb === "create" && e.objectRef?.resource === "jobs" && e.objectRef?.subresource == null && e.user?.username === "claude-k8s-adapter");
+    const job = jobCreate?.objectRef?.name;
+    // Pods are created with generateName; in this serial bench the first one after the Job is its.
+    const podCreate = audit.find((e) => e.verb === "create" && e.objectRef?.resource === "pods" && !e.objectRef?.subresource && at(e) >= at(jobCreate));
+    const binding = audit.find((e) => e.verb === "create" && e.objectRef?.resource === "pods" && e.objectRef?.subresource === "binding" && (e.objectRef?.name ?? "").startsWith(job ?? "-"));
+    // The file's mtime: the kernel's clock when the stand-in made it (coarse: a tick, ≤ 4 ms).
+    const ns = (f) => (existsSync(f) ? Number(statSync(f, { bigint: true }).mtimeNs) / 1e6 : NaN);
+    const started = ns(`${stamp}.start`);
+    const exited = ns(`${stamp}.exit`);
+    rmSync(`${stamp}.start`, { force: true });
+    rmSync(`${stamp}.exit`, { force: true });
+    add("executeToJob", at(jobCreate) - r.t.call);
+    add("jobToPod", at(podCreate) - done(jobCreate));
+    add("podToBound", at(binding) - done(podCreate));
+    add("boundToSandbox", seen.sandbox - done(binding));
+    add("sandboxToProcess", started - seen.sandbox);
+    add("processToFirstLine", r.t.firstOut - started);
+    add("runningSeenToFirstLine", r.t.firstOut - seen.running);
+    add("executeToFirstLine", r.t.firstOut - r.t.call);
+    add("exitToTerminatedSeen", seen.terminated - exited);
+    add("terminatedSeenToResolved", r.t.resolved - seen.terminated);
+    add("exitToResolved", r.t.resolved - exited);
+    // The adapter's requests after the bystander saw the end, in order.
+    const after = audit.filter((e) => e.user?.username === "claude-k8s-adapter" && at(e) >= seen.terminated - 5).sort((a, b) => at(a) - at(b));
+    const kind = (e) => `${e.verb} ${e.objectRef?.resource ?? ""}${e.objectRef?.subresource ? `/${e.objectRef.subresource}` : ""}`;
+    const first = (k) => after.find((e) => kind(e) === k);
+    add("drainRequest", done(first("get pods/log")) - at(first("get pods/log")));
+    add("eventWrite", done(first("create events")) - at(first("create events")));
+    add("jobDelete", done(first("delete jobs")) - at(first("delete jobs")));
+    add("deleteToResolved", r.t.resolved - done(first("delete jobs")));
+    if (i === 0 || process.env.BENCH_DEBUG) log(`latency: after the end (+ms from the bystander's terminated) the adapter asked: ${after.map((e) => `${kind(e)} +${(at(e) - seen.terminated).toFixed(1)}..+${(done(e) - seen.terminated).toFixed(1)}`).join(", ")}; resolved +${(r.t.resolved - seen.terminated).toFixed(1)}; stamps ${started} ${exited}`);
+  }
+  const f = (k) => rows[k] ?? [];
+  report("start.executeToJobCreated", "execute called → Job create received", "ms", f("executeToJob"), "ours: guard, config, Secret/env, the request");
+  report("start.jobToPod", "  Job created → its pod created (Job controller)", "ms", f("jobToPod"));
+  report("start.podToBound", "  pod created → bound (scheduler)", "ms", f("podToBound"));
+  report("start.boundToSandbox", "  bound → sandbox ready, seen (kubelet, CNI, runc)", "ms", f("boundToSandbox"), "bystander watch");
+  report("start.sandboxToProcess", "  sandbox ready seen → claude's process starts", "ms", f("sandboxToProcess"), "write-prompt init container, image checks, runc; can be negative: the status is posted late");
+  report("start.processToFirstLine", "  claude's process starts → first line in onLog", "ms", f("processToFirstLine"), "the stand-in's first line; ours: the watch, the log request");
+  report("start.runningSeenToFirstLine", "  container running, seen → first line in onLog", "ms", f("runningSeenToFirstLine"), "can be negative: we read the log before the status says running");
+  report("start.executeToFirstLine", "execute called → first line in onLog", "ms", f("executeToFirstLine"));
+  report("completion.exitToTerminatedSeen", "container's last moment → terminated status, seen", "ms", f("exitToTerminatedSeen"), "kubelet: PLEG, status manager; bystander watch");
+  report("completion.terminatedSeenToResolve", "terminated status seen → execute resolves", "ms", f("terminatedSeenToResolved"), "ours: the drain, the outcome Event, the Job's delete; target median ≤ 20");
+  report("completion.drainRequest", "  the drain's pods/log request", "ms", f("drainRequest"), "apiserver's audit, received → complete");
+  report("completion.eventWrite", "  the outcome Event's create", "ms", f("eventWrite"));
+  report("completion.jobDelete", "  the Job's delete", "ms", f("jobDelete"));
+  report("completion.deleteToResolve", "  delete answered → execute resolves", "ms", f("deleteToResolved"), "napi, the promise, the bench's await");
+  report("completion.exitToResolve", "container's last moment → execute resolves", "ms", f("exitToResolved"));
+}
+
+/** Every audit entry (all users) written since `offset`. */
+function auditAll(offset) {
+  const size = statSync(cluster.AUDIT_LOG).size;
+  const buf = Buffer.alloc(size - offset);
+  const fd = openSync(cluster.AUDIT_LOG, "r");
+  readSync(fd, buf, 0, buf.length, offset);
+  closeSync(fd);
+  const seen = new Map();
+  for (const line of buf.toString("utf8").split("\n")) {
+    if (!line) continue;
+    const e = JSON.parse(line);
+    // ResponseComplete replaces ResponseStarted (same auditID).
+    seen.set(e.auditID, e);
+  }
+  return [...seen.values()];
+}
+
 /** Audit timestamps carry microseconds; Date.parse keeps milliseconds only. */
 function micros(ts) {
   const m = /\.(\d{3})(\d{0,3})/.exec(ts);
@@ -439,7 +561,7 @@ async function withCpu(fn) {
  * bytes and first → last byte as the bench reads kubectl's stdout, and
  * kubectl's own CPU (bash's `times` after it exits).
  */
-async function kubectlRun(file, { timestamps }) {
+async function kubectlRun(file, { timestamps, http1 = false }) {
   seq += 1;
   const pod = `bench-kubectl-${process.pid}-${seq}`;
   const manifest = {
@@ -470,7 +592,9 @@ async function kubectlRun(file, { timestamps }) {
     const args = ["--kubeconfig", cluster.KUBECONFIG, "-n", NS, "logs", "-f", pod, ...(timestamps ? ["--timestamps"] : [])].map((a) => `'${a}'`).join(" ");
     for (let attempt = 0; attempt < 100; attempt += 1) {
       const r = await new Promise((resolve) => {
-        const child = spawn("bash", ["-c", `kubectl ${args} || exit 1; times >&2`], { stdio: ["ignore", "pipe", "pipe"] });
+        // http1: Go's client over HTTP/1.1, as kube-rs speaks to the apiserver (kubectl negotiates HTTP/2).
+        const env = http1 ? { ...process.env, GODEBUG: "http2client=0" } : process.env;
+        const child = spawn("bash", ["-c", `kubectl ${args} || exit 1; times >&2`], { stdio: ["ignore", "pipe", "pipe"], env });
         let bytes = 0;
         let first = null;
         let last = null;
@@ -501,7 +625,7 @@ async function kubectlRun(file, { timestamps }) {
 async function throughput() {
   const { file, lines, bytes } = transcriptFile(100);
   const gib = bytes / 2 ** 30;
-  const rows = { ours: [], wall: [], kubectl: [], kubectlTs: [], ratio: [], ratioTs: [], oursCpu: [], kubectlCpu: [], kubectlTsCpu: [], node: [], kubelet: [], containerd: [], apiserver: [], kNode: [], kKubelet: [], kContainerd: [], kApiserver: [], nodeRatio: [], apiserverRatio: [], busy: [], threads: {}, rss: [], callKiB: [], callsPerSec: [] };
+  const rows = { ours: [], wall: [], kubectl: [], kubectlTs: [], ratio: [], ratioTs: [], oursCpu: [], kubectlCpu: [], kubectlTsCpu: [], node: [], kubelet: [], containerd: [], apiserver: [], kNode: [], kKubelet: [], kContainerd: [], kApiserver: [], nodeRatio: [], apiserverRatio: [], kTsNode: [], kTsApiserver: [], k1: [], k1Cpu: [], k1Node: [], k1Kubelet: [], k1Apiserver: [], nodeRatioTs1: [], apiserverRatioTs1: [], busy: [], threads: {}, rss: [], callKiB: [], callsPerSec: [] };
   // Alternating, so that both see the same machine: ours, kubectl, kubectl --timestamps.
   for (let i = 0; i < (quick ? 1 : 3); i += 1) {
     settle();
@@ -535,10 +659,25 @@ async function throughput() {
     rows.kubectl.push(mib(k.bytes) / k.seconds);
     if (k.cpu != null) rows.kubectlCpu.push(k.cpu / gib);
     rows.ratio.push(ours / (mib(k.bytes) / k.seconds));
-    const kt = await kubectlRun(file, { timestamps: true });
+    const ktc = await withCpu(() => kubectlRun(file, { timestamps: true }));
+    const kt = ktc.r;
     rows.kubectlTs.push(mib(kt.bytes) / kt.seconds);
     if (kt.cpu != null) rows.kubectlTsCpu.push(kt.cpu / gib);
     rows.ratioTs.push(ours / (mib(kt.bytes) / kt.seconds));
+    if (ktc.procs.node != null) rows.kTsNode.push(ktc.procs.node / gib);
+    if (ktc.procs.apiserver != null) rows.kTsApiserver.push(ktc.procs.apiserver / gib);
+    // Our very request from Go's client: timestamps, HTTP/1.1. What is left
+    // between this and ours is the adapter's doing; what lies between it and
+    // the plain follow is the request's (timestamps) and the protocol's.
+    const k1c = await withCpu(() => kubectlRun(file, { timestamps: true, http1: true }));
+    const k1 = k1c.r;
+    rows.k1.push(mib(k1.bytes) / k1.seconds);
+    if (k1.cpu != null) rows.k1Cpu.push(k1.cpu / gib);
+    if (k1c.procs.node != null) rows.k1Node.push(k1c.procs.node / gib);
+    if (k1c.procs.kubelet != null) rows.k1Kubelet.push(k1c.procs.kubelet / gib);
+    if (k1c.procs.apiserver != null) rows.k1Apiserver.push(k1c.procs.apiserver / gib);
+    if (a.procs.node && k1c.procs.node) rows.nodeRatioTs1.push(a.procs.node / k1c.procs.node);
+    if (a.procs.apiserver && k1c.procs.apiserver) rows.apiserverRatioTs1.push(a.procs.apiserver / k1c.procs.apiserver);
   }
   report("throughput.mibPerSec", `log throughput, ${mib(bytes).toFixed(0)} MiB stream-json`, "MiB/s", rows.ours, "first → last container chunk in onLog");
   report("throughput.wall", "  the same run, execute wall time", "s", rows.wall);
@@ -560,6 +699,15 @@ async function throughput() {
   report("throughput.cpuApiserverKubectl", "  CPU per GiB: kube-apiserver, for plain kubectl logs -f", "CPU-s", rows.kApiserver);
   report("throughput.nodeRatio", "  node CPU: ours ÷ plain kubectl", "ratio", rows.nodeRatio, "pairs of one run; target ≤ 1.1");
   report("throughput.apiserverRatio", "  kube-apiserver CPU: ours ÷ plain kubectl", "ratio", rows.apiserverRatio, "pairs of one run; target ≤ 1.1");
+  report("throughput.cpuNodeKubectlTimestamps", "  CPU per GiB: the node, for kubectl logs -f --timestamps", "CPU-s", rows.kTsNode, "HTTP/2, as kubectl speaks");
+  report("throughput.cpuApiserverKubectlTimestamps", "  CPU per GiB: kube-apiserver, for kubectl logs -f --timestamps", "CPU-s", rows.kTsApiserver);
+  report("throughput.kubectlHttp1", "  kubectl logs -f --timestamps over HTTP/1.1 (our request, our protocol)", "MiB/s", rows.k1, "GODEBUG=http2client=0; kube-rs speaks HTTP/1.1");
+  report("throughput.cpuKubectlHttp1", "  CPU per GiB: that kubectl", "CPU-s", rows.k1Cpu);
+  report("throughput.cpuNodeKubectlHttp1", "  CPU per GiB: the node, for that kubectl", "CPU-s", rows.k1Node);
+  report("throughput.cpuKubeletKubectlHttp1", "  CPU per GiB: of it, the kubelet", "CPU-s", rows.k1Kubelet);
+  report("throughput.cpuApiserverKubectlHttp1", "  CPU per GiB: kube-apiserver, for that kubectl", "CPU-s", rows.k1Apiserver);
+  report("throughput.nodeRatioSameRequest", "  node CPU: ours ÷ kubectl with our request", "ratio", rows.nodeRatioTs1, "the adapter's own part of the cost");
+  report("throughput.apiserverRatioSameRequest", "  kube-apiserver CPU: ours ÷ kubectl with our request", "ratio", rows.apiserverRatioTs1, "the adapter's own part of the cost");
   report("throughput.machineBusy", "  machine CPU busy during the adapter's run", "%", rows.busy, `${os.cpus().length} cores, everything on them`);
   report("throughput.callKiB", "  onLog: bytes per call", "KiB", rows.callKiB, "container chunks");
   report("throughput.callsPerSec", "  onLog: calls per second", "calls/s", rows.callsPerSec);
@@ -796,7 +944,7 @@ try {
   section = "crossing";
   if (wants("crossing")) await crossing();
   section = "latency";
-  if (onNode("latency")) await latency();
+  if (onNode("latency")) await (realNode ? latencyReal() : latency());
   section = "requests";
   if (wants("requests")) await requests();
   section = "throughput";

@@ -30,6 +30,9 @@ export function kubectl(args, { admin = true, input, allowFail = false } = {}) {
       input,
       encoding: "utf8",
       stdio: ["pipe", "pipe", "pipe"],
+      // A namespace's whole event list outgrows the default 1 MiB (seen after a
+      // bench: ~1000 events), and an overflow would read as "none".
+      maxBuffer: 256 << 20,
     });
   } catch (e) {
     if (allowFail) return null;

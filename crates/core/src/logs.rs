@@ -10,6 +10,10 @@
 //! The follower is finished when a read that *started after* the container had
 //! terminated reaches EOF: only then is the log known to be drained (a stream
 //! that ends around the time of termination may have been cut, not completed).
+//! The followed stream is not waited out: the kubelet ends it up to a second
+//! after the container (it polls), so once the watch says the container
+//! terminated and the stream has been quiet for [`QUIET_AFTER_EXIT`], the
+//! drain is read at once.
 //!
 //! Memory: one partial line, the batch in flight to `onLog` and the one
 //! filling meanwhile (each ≤ [`BATCH_BYTES`] plus the longest line; one
@@ -186,6 +190,9 @@ pub struct FollowStats {
     pub connections: u32,
     /// Of them, drains that read the log's tail rather than its last second.
     pub tail_drains: u32,
+    /// Followed streams ended here, quiet after the container's end, rather
+    /// than waiting for the kubelet to end them.
+    pub quiet_ends: u32,
     pub lines: u64,
     pub bytes: u64,
     pub dropped_duplicates: u64,
@@ -216,6 +223,17 @@ const MAX_FORBIDDEN_CONNECTS: u32 = 8;
 /// How long a followed stream's clean end waits for the watch to report the
 /// container's exit before reconnecting anyway.
 const EOF_SETTLE: Duration = Duration::from_secs(2);
+/// A followed stream outlives its container by up to a second: the kubelet
+/// sees the end only when its wait for more output runs out (cri-client
+/// `waitLogs`: an fsnotify event or `logForceCheckPeriod`, 1 s, then
+/// `isContainerRunning`). Once the watch says the container terminated,
+/// its log file is whole (containerd's CRI sets the exit status only after
+/// the container's output is drained into it), so a followed stream that
+/// has brought nothing for this long since has nothing coming that the
+/// drain will not read: it is ended here, and the drain read at once — the
+/// request every run makes anyway. Measured on the real node before this:
+/// a median 0.5 s between the terminated status and `execute()` resolving.
+const QUIET_AFTER_EXIT: Duration = Duration::from_millis(20);
 
 impl<H: Host> LogFollower<H> {
     pub fn new(api: Api<Pod>, pod: String, reporter: Arc<Reporter<H>>) -> Self {
@@ -344,7 +362,7 @@ impl<H: Host> LogFollower<H> {
                     continue;
                 }
             };
-            let Some(read) = self.read_stream(stream, parser, &mut view).await? else {
+            let Some(read) = self.read_stream(stream, parser, &mut view, params.follow).await? else {
                 self.hand_over_held(parser).await?;
                 return Ok(FollowEnd::Stopped);
             };
@@ -354,6 +372,12 @@ impl<H: Host> LogFollower<H> {
                 tracing::debug!(tail_lines = params.tail_lines, "the log's tail began after the last delivered line; reading from its second instead");
                 tail_drains = false;
                 continue;
+            }
+            if before.terminated && !tail && read.clean {
+                // Read to the end from the second: the next drain (if one must
+                // confirm this end) is near the end again, and a tail spares
+                // sending the whole second once more.
+                tail_drains = true;
             }
             let clean = read.clean;
             match end_of_log.judge(read, before.terminated, self.sink.cursor.last().is_some()) {
@@ -444,14 +468,22 @@ impl<H: Host> LogFollower<H> {
     /// [`BATCH_BYTES`] plus one line), and reading pauses while a sealed
     /// batch waits (backpressure). On stop, on a dropped stream and on EOF
     /// whatever complete lines were read are still handed over before
-    /// returning.
+    /// returning. A `followed` stream also ends, as if at EOF, once the
+    /// container has terminated and the stream has been quiet for
+    /// [`QUIET_AFTER_EXIT`]: where it ends is judged like any clean end.
     async fn read_stream(
         &mut self,
         stream: impl futures::AsyncBufRead + Unpin,
         parser: &mut TranscriptParser,
         view: &mut watch::Receiver<ContainerView>,
+        followed: bool,
     ) -> Result<Option<ReadEnd>, HostError> {
         let mut stream = stream;
+        // Whether the watch has said the container terminated, and since
+        // when the stream has brought nothing while we were reading it (a
+        // pause for backpressure is not quiet: the bytes wait for us).
+        let mut exited = false;
+        let mut last_bytes = Instant::now();
         let lines_before = (self.read_lines, self.new_lines);
         let mut assembler = LineAssembler::new();
         let mut batch = Batches::default();
@@ -475,12 +507,17 @@ impl<H: Host> LogFollower<H> {
                 match self.take(read, &mut assembler, parser, &mut batch) {
                     Taken::Bytes(n) => {
                         stream.consume_unpin(n);
+                        last_bytes = Instant::now();
                         continue;
                     }
                     Taken::End(clean) => break Some(clean),
                 }
             }
+            if batch.full() {
+                last_bytes = Instant::now();
+            }
             let hold = batch.hold_until().filter(|_| flight.is_none());
+            let watch_exit = followed && !exited;
             tokio::select! {
                 r = async { flight.as_mut().expect("guarded").await }, if flight.is_some() => {
                     flight = None;
@@ -488,12 +525,25 @@ impl<H: Host> LogFollower<H> {
                 }
                 read = stream.fill_buf(), if !batch.full() => {
                     match self.take(read, &mut assembler, parser, &mut batch) {
-                        Taken::Bytes(n) => stream.consume_unpin(n),
+                        Taken::Bytes(n) => {
+                            stream.consume_unpin(n);
+                            last_bytes = Instant::now();
+                        }
                         Taken::End(clean) => break Some(clean),
                     }
                 }
                 _ = sleep_until(hold.unwrap_or_else(Instant::now)), if hold.is_some() => {}
-                _ = view.wait_for(|v| v.stop) => break None,
+                r = view.wait_for(|v| v.stop || (watch_exit && v.terminated)) => {
+                    if r.map_or(true, |v| v.stop) {
+                        break None;
+                    }
+                    exited = true;
+                }
+                _ = sleep_until(last_bytes + QUIET_AFTER_EXIT), if exited && !batch.full() => {
+                    tracing::debug!(pod = %self.pod, "followed stream quiet since the container's end; draining now");
+                    self.stats.quiet_ends += 1;
+                    break Some(true);
+                }
             }
         };
         if let Some(f) = flight.take() {
@@ -1174,6 +1224,25 @@ mod tests {
             assert!(got == want_long, "{}", first_difference(&got, &want_long));
         }
 
+        /// A drain that had to read from the second (its tail was short:
+        /// far behind) and did not reach a confirmed end is followed by a
+        /// tail again, not by the whole second once more.
+        #[test]
+        fn after_a_read_from_the_second_the_next_drain_reads_a_tail() {
+            let out = output(&vec![(100, 0, 0); 2000], &[100_000], false);
+            let want = want(&out);
+            let total = out.recs.len();
+            // The container has ended; the first read breaks off cleanly half-way.
+            let mut k = kubelet(out, vec![], vec![(0.5, false)], vec![65_536]);
+            k.visible = total;
+            k.view.send_modify(|v| v.terminated = true);
+            let (got, end, stats) = follow(k);
+            assert!(got == want, "{}", first_difference(&got, &want));
+            // The drain from nothing (cut), a tail too short (ignored), the
+            // rest from the second, and a tail that confirms the end.
+            assert_eq!((end, stats.connections, stats.tail_drains), (FollowEnd::Drained, 4, 2));
+        }
+
         /// A stream dropped behind a rotation: the lines only the rotated
         /// file held are named as lost, the rest delivered once.
         #[test]
@@ -1318,7 +1387,7 @@ mod tests {
             });
             let (_vtx, mut view) = watch::channel(ContainerView::default());
             let mut parser = TranscriptParser::new("m");
-            let end = follower.read_stream(rx.into_async_read(), &mut parser, &mut view).await.unwrap();
+            let end = follower.read_stream(rx.into_async_read(), &mut parser, &mut view, true).await.unwrap();
             assert!(end.is_some_and(|e| e.clean && e.partial.is_empty()));
             let calls = calls(&host);
             // The first line waited HOLD for company, in vain; the nine read
@@ -1343,7 +1412,7 @@ mod tests {
             });
             let (_vtx, mut view) = watch::channel(ContainerView::default());
             let mut parser = TranscriptParser::new("m");
-            follower.read_stream(rx.into_async_read(), &mut parser, &mut view).await.unwrap();
+            follower.read_stream(rx.into_async_read(), &mut parser, &mut view, true).await.unwrap();
             let calls = calls(&host);
             assert_eq!(calls.iter().map(|(t, _)| t.as_millis()).collect::<Vec<_>>(), [5, 12, 19, 26, 33]);
             assert_eq!(joined(&calls), want(0..5));
@@ -1365,7 +1434,7 @@ mod tests {
             });
             let (_vtx, mut view) = watch::channel(ContainerView::default());
             let mut parser = TranscriptParser::new("m");
-            follower.read_stream(rx.into_async_read(), &mut parser, &mut view).await.unwrap();
+            follower.read_stream(rx.into_async_read(), &mut parser, &mut view, true).await.unwrap();
             let calls = calls(&host);
             assert_eq!(joined(&calls), want(0..n));
             let longest = line(n).len() + 1;
@@ -1388,7 +1457,7 @@ mod tests {
             });
             let (_vtx, mut view) = watch::channel(ContainerView::default());
             let mut parser = TranscriptParser::new("m");
-            follower.read_stream(rx.into_async_read(), &mut parser, &mut view).await.unwrap();
+            follower.read_stream(rx.into_async_read(), &mut parser, &mut view, true).await.unwrap();
             let calls = calls(&host);
             assert_eq!(joined(&calls), want(0..n));
             assert_eq!(calls[0].0, Duration::ZERO, "the first {} bytes waited", calls[0].1.len());
@@ -1412,7 +1481,7 @@ mod tests {
                 drop((tx, vtx));
             });
             let mut parser = TranscriptParser::new("m");
-            let end = follower.read_stream(rx.into_async_read(), &mut parser, &mut view).await.unwrap();
+            let end = follower.read_stream(rx.into_async_read(), &mut parser, &mut view, true).await.unwrap();
             assert_eq!(end, None);
             let calls = calls(&host);
             assert_eq!(joined(&calls), want(0..2));
@@ -1430,9 +1499,129 @@ mod tests {
             });
             let (_vtx, mut view) = watch::channel(ContainerView::default());
             let mut parser = TranscriptParser::new("m");
-            let err = follower.read_stream(rx.into_async_read(), &mut parser, &mut view).await.unwrap_err();
+            let err = follower.read_stream(rx.into_async_read(), &mut parser, &mut view, true).await.unwrap_err();
             assert_eq!(err.message, "host threw");
             assert_eq!(calls(&host).len(), 1, "no call after the one that failed");
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_followed_stream_ends_once_quiet_after_the_container_ended() {
+            let Setup { host, mut follower, mut tx, rx } = setup(0, false);
+            let (vtx, mut view) = watch::channel(ContainerView { started: true, ..ContainerView::default() });
+            tokio::spawn(async move {
+                // Lines every 5 ms for 100 ms; the watch says "terminated" at 30 ms.
+                for i in 0..20 {
+                    tx.send(Ok(raw(i))).await.unwrap();
+                    if i == 6 {
+                        vtx.send_modify(|v| v.terminated = true);
+                    }
+                    sleep(Duration::from_millis(5)).await;
+                }
+                // Then the stream stays open, as the kubelet's does for up to a second.
+                sleep(Duration::from_secs(3600)).await;
+                drop((tx, vtx));
+            });
+            let mut parser = TranscriptParser::new("m");
+            let end = follower.read_stream(rx.into_async_read(), &mut parser, &mut view, true).await.unwrap();
+            // Not cut while it still brought lines: all of them, then an end as clean as EOF.
+            assert!(end.is_some_and(|e| e.clean && e.partial.is_empty()));
+            assert_eq!(joined(&calls(&host)), want(0..20));
+            assert_eq!(follower.stats.quiet_ends, 1);
+            // The last line came at 95 ms; quiet for QUIET_AFTER_EXIT after it.
+            assert_eq!(host.start.elapsed(), Duration::from_millis(95) + QUIET_AFTER_EXIT);
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_drain_is_never_cut_nor_a_stream_before_the_end() {
+            for (followed, terminated) in [(false, true), (true, false)] {
+                let Setup { host, mut follower, mut tx, rx } = setup(0, false);
+                let (_vtx, mut view) = watch::channel(ContainerView { started: true, terminated, ..ContainerView::default() });
+                tokio::spawn(async move {
+                    tx.send(Ok(raw(0))).await.unwrap();
+                    sleep(Duration::from_secs(10)).await;
+                    tx.send(Ok(raw(1))).await.unwrap();
+                });
+                let mut parser = TranscriptParser::new("m");
+                let end = follower.read_stream(rx.into_async_read(), &mut parser, &mut view, followed).await.unwrap();
+                assert!(end.is_some_and(|e| e.clean));
+                assert_eq!(joined(&calls(&host)), want(0..2), "followed {followed}, terminated {terminated}");
+                assert_eq!(follower.stats.quiet_ends, 0);
+            }
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_pause_for_a_slow_host_is_not_quiet() {
+            // The container has ended and its 3 MiB wait in the stream, while
+            // each onLog takes 50 ms: reading pauses for it, longer than
+            // QUIET_AFTER_EXIT each time. Only the end of the bytes is quiet.
+            let Setup { host, mut follower, mut tx, rx } = setup(50, false);
+            let n = 90_000;
+            let bytes: Vec<u8> = (0..n).flat_map(raw).collect();
+            let (_vtx, mut view) = watch::channel(ContainerView { started: true, terminated: true, ..ContainerView::default() });
+            tokio::spawn(async move {
+                for c in bytes.chunks(64 << 10) {
+                    tx.send(Ok(c.to_vec())).await.unwrap();
+                }
+                sleep(Duration::from_secs(3600)).await;
+                drop(tx);
+            });
+            let mut parser = TranscriptParser::new("m");
+            let end = follower.read_stream(rx.into_async_read(), &mut parser, &mut view, true).await.unwrap();
+            assert!(end.is_some_and(|e| e.clean));
+            let calls = calls(&host);
+            assert!(calls.len() >= 3, "the host was slow more than once: {} calls", calls.len());
+            assert!(joined(&calls) == want(0..n), "the read was cut before the stream's bytes were all read");
+            assert_eq!(follower.stats.quiet_ends, 1);
+        }
+
+        /// A kubelet whose followed stream, as the real one's, stays open
+        /// after the container's end (it would close a second later); a
+        /// read without `follow` returns the file and closes.
+        struct LingeringKubelet {
+            file: Vec<u8>,
+            view: watch::Sender<ContainerView>,
+            opened: Vec<bool>,
+            hold: Vec<mpsc::Sender<io::Result<Vec<u8>>>>,
+        }
+
+        impl LogSource for LingeringKubelet {
+            type Stream = std::pin::Pin<Box<dyn futures::AsyncBufRead + Send>>;
+            async fn open(&mut self, params: &LogParams) -> Result<Self::Stream, kube::Error> {
+                self.opened.push(params.follow);
+                if !params.follow {
+                    let file = self.file.clone();
+                    return Ok(Box::pin(futures::stream::iter([Ok::<_, io::Error>(file)]).into_async_read()));
+                }
+                let (mut tx, rx) = mpsc::channel(1);
+                let file = self.file.clone();
+                let view = self.view.clone();
+                tokio::spawn(async move {
+                    tx.send(Ok(file)).await.unwrap();
+                    sleep(Duration::from_millis(40)).await;
+                    view.send_modify(|v| v.terminated = true);
+                    sleep(Duration::from_secs(3600)).await;
+                    drop(tx);
+                });
+                Ok(Box::pin(rx.into_async_read()))
+            }
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn the_run_drains_without_waiting_for_the_kubelet_to_end_its_stream() {
+            let Setup { host, mut follower, .. } = setup(0, false);
+            let file: Vec<u8> = (0..5).flat_map(raw).collect();
+            let (vtx, view) = watch::channel(ContainerView { started: true, ..ContainerView::default() });
+            let mut kubelet = LingeringKubelet { file, view: vtx, opened: Vec::new(), hold: Vec::new() };
+            let mut parser = TranscriptParser::new("m");
+            let end = tokio::time::timeout(Duration::from_secs(30), follower.run_from(&mut kubelet, &mut parser, view)).await;
+            let end = end.expect("the follower waited for a followed stream that outlived its container").unwrap();
+            assert_eq!(end, FollowEnd::Drained);
+            // Every line once; one followed read, one drain.
+            assert_eq!(joined(&calls(&host)), want(0..5));
+            assert_eq!(kubelet.opened, [true, false]);
+            assert!(kubelet.hold.is_empty());
+            // Ended QUIET_AFTER_EXIT after the last bytes at the latest: here the watch said so 40 ms in, 35 ms after them.
+            assert_eq!(host.start.elapsed(), Duration::from_millis(40));
         }
 
         #[tokio::test(start_paused = true)]
@@ -1446,7 +1635,7 @@ mod tests {
             });
             let (_vtx, mut view) = watch::channel(ContainerView::default());
             let mut parser = TranscriptParser::new("m");
-            let end = follower.read_stream(rx.into_async_read(), &mut parser, &mut view).await.unwrap();
+            let end = follower.read_stream(rx.into_async_read(), &mut parser, &mut view, true).await.unwrap();
             let end = end.unwrap();
             assert!(!end.clean);
             assert_eq!(end.partial.len(), 20, "the unfinished line is handed back, not delivered");

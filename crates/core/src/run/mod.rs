@@ -161,16 +161,20 @@ async fn run_in_span<H: Host + 'static>(rc: &RunContext, env: &HostEnv, reporter
     );
     started.events = events.sink();
     let outcome = follow(rc, &cfg, &started, &reporter, probe).instrument(tracing::info_span!("follow")).await;
-    // The outcome is the Job's last Event, written before cleanup may delete it.
+    // The outcome is the Job's last Event. It is written while cleanup runs:
+    // an Event names the Job by uid and outlives it, and each is a request
+    // the host would otherwise wait for in turn (bench: completion).
     // The follower's sinks went with it; this is the last one.
     started.events = EventSink::default();
-    if let Ok(followed) = &outcome {
-        events.finish(Milestone::outcome(&rc.run_id, &followed.result)).await;
-    }
+    let outcome_event = async {
+        if let Ok(followed) = &outcome {
+            events.finish(Milestone::outcome(&rc.run_id, &followed.result)).await;
+        }
+    };
     let retain = matches!(&outcome, Ok(f) if f.retain);
-    cleanup(&started, &cfg, retain, outcome.as_ref().is_ok_and(|f| f.job_already_deleted), &reporter)
-        .instrument(tracing::info_span!("cleanup"))
-        .await;
+    let cleaned = cleanup(&started, &cfg, retain, outcome.as_ref().is_ok_and(|f| f.job_already_deleted), &reporter)
+        .instrument(tracing::info_span!("cleanup"));
+    tokio::join!(outcome_event, cleaned);
     let followed = outcome?;
     Ok(followed.result)
 }
@@ -543,17 +547,24 @@ async fn cleanup<H: Host>(run: &Running, cfg: &AdapterConfig, retain_for_mismatc
         let _ = reporter.info(format!("Retaining job {} (state mismatch — UI is waiting on it)", run.job_name)).await;
     } else if cfg.retain_jobs {
         let _ = reporter.info(format!("Retaining job {} for debugging (retainJobs=true)", run.job_name)).await;
-    } else if !already_deleted {
-        delete_job(run, reporter).await;
     }
-    if let Some(name) = &run.prompt_secret {
-        let secrets: Api<Secret> = Api::namespaced(run.client.clone(), &run.namespace);
-        if let Err(e) = secrets.delete(name, &DeleteParams::default()).await
-            && !is_not_found(&e)
-        {
-            let _ = reporter.warn(format!("Warning: failed to delete prompt Secret {name}: {}", describe_error(&e))).await;
+    let job = async {
+        if !(retain_for_mismatch || cfg.retain_jobs || already_deleted) {
+            delete_job(run, reporter).await;
         }
-    }
+    };
+    // The prompt Secret goes at the same time: neither waits for the other.
+    let secret = async {
+        if let Some(name) = &run.prompt_secret {
+            let secrets: Api<Secret> = Api::namespaced(run.client.clone(), &run.namespace);
+            if let Err(e) = secrets.delete(name, &DeleteParams::default()).await
+                && !is_not_found(&e)
+            {
+                let _ = reporter.warn(format!("Warning: failed to delete prompt Secret {name}: {}", describe_error(&e))).await;
+            }
+        }
+    };
+    tokio::join!(job, secret);
     // An owned policy is the garbage collector's to remove, after the Job and
     // every pod of it are gone: deleting it here would free a pod still in
     // its grace period (the Job's pods are deleted in the background, and

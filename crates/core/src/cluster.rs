@@ -157,3 +157,63 @@ pub fn describe_error(e: &kube::Error) -> String {
 pub fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// TCP_NODELAY of this process's socket whose local port is `port`.
+    fn nodelay_of_local_port(port: u16) -> Option<bool> {
+        for entry in std::fs::read_dir("/proc/self/fd").ok()? {
+            let Ok(fd) = entry.ok()?.file_name().to_string_lossy().parse::<i32>() else { continue };
+            // SAFETY: plain getsockname/getsockopt on a descriptor of our own
+            // process, into buffers of the sizes passed; a descriptor that is
+            // not a socket just fails.
+            unsafe {
+                let mut addr: libc::sockaddr_in = std::mem::zeroed();
+                let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+                if libc::getsockname(fd, (&raw mut addr).cast(), &mut len) != 0 || i32::from(addr.sin_family) != libc::AF_INET {
+                    continue;
+                }
+                if u16::from_be(addr.sin_port) != port {
+                    continue;
+                }
+                let mut on: libc::c_int = 0;
+                let mut olen = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+                if libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, (&raw mut on).cast(), &mut olen) == 0 {
+                    return Some(on != 0);
+                }
+            }
+        }
+        None
+    }
+
+    async fn first_bytes(mut stream: tokio::net::TcpStream) -> tokio::net::TcpStream {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 64];
+        assert!(stream.read(&mut buf).await.unwrap() > 0);
+        stream
+    }
+
+    /// The connections the adapter opens to the apiserver do not wait on
+    /// Nagle's algorithm (kube's own stack leaves it on).
+    #[tokio::test]
+    async fn connections_to_the_apiserver_have_nodelay() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let nodelay = nodelay_client(&Config::new(url.parse().unwrap())).unwrap();
+        let request = tokio::spawn(async move { nodelay.apiserver_version().await });
+        let (server_side, peer) = listener.accept().await.unwrap();
+        // The option is set once connected, before the request is written.
+        first_bytes(server_side).await;
+        assert_eq!(nodelay_of_local_port(peer.port()), Some(true));
+        request.abort();
+        // kube's own builder, for contrast: the check can tell the two apart.
+        let plain = Client::try_from(Config::new(url.parse().unwrap())).unwrap();
+        let request = tokio::spawn(async move { plain.apiserver_version().await });
+        let (server_side, peer) = listener.accept().await.unwrap();
+        first_bytes(server_side).await;
+        assert_eq!(nodelay_of_local_port(peer.port()), Some(false));
+        request.abort();
+    }
+}

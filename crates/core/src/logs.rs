@@ -233,7 +233,14 @@ const EOF_SETTLE: Duration = Duration::from_secs(2);
 /// drain will not read: it is ended here, and the drain read at once — the
 /// request every run makes anyway. Measured on the real node before this:
 /// a median 0.5 s between the terminated status and `execute()` resolving.
-const QUIET_AFTER_EXIT: Duration = Duration::from_millis(20);
+///
+/// Usually the stream has been quiet for far longer when the status comes
+/// (the kubelet sees an exit on its next relist, ~0.5 s on average), and the
+/// drain starts at once. It must not be short: a stream still catching up
+/// on a burst that pauses this long is cut too early, and the drain then
+/// re-reads from the second (on the real node a 20 ms threshold did so on
+/// a 100 MiB burst, costing the kubelet and the apiserver the burst again).
+const QUIET_AFTER_EXIT: Duration = Duration::from_millis(100);
 
 impl<H: Host> LogFollower<H> {
     pub fn new(api: Api<Pod>, pod: String, reporter: Arc<Reporter<H>>) -> Self {
@@ -1579,6 +1586,8 @@ mod tests {
         /// read without `follow` returns the file and closes.
         struct LingeringKubelet {
             file: Vec<u8>,
+            /// When the watch says the container terminated, after the file was sent.
+            exit_seen_after: Duration,
             view: watch::Sender<ContainerView>,
             opened: Vec<bool>,
             hold: Vec<mpsc::Sender<io::Result<Vec<u8>>>>,
@@ -1595,9 +1604,10 @@ mod tests {
                 let (mut tx, rx) = mpsc::channel(1);
                 let file = self.file.clone();
                 let view = self.view.clone();
+                let exit_seen_after = self.exit_seen_after;
                 tokio::spawn(async move {
                     tx.send(Ok(file)).await.unwrap();
-                    sleep(Duration::from_millis(40)).await;
+                    sleep(exit_seen_after).await;
                     view.send_modify(|v| v.terminated = true);
                     sleep(Duration::from_secs(3600)).await;
                     drop(tx);
@@ -1608,20 +1618,25 @@ mod tests {
 
         #[tokio::test(start_paused = true)]
         async fn the_run_drains_without_waiting_for_the_kubelet_to_end_its_stream() {
-            let Setup { host, mut follower, .. } = setup(0, false);
-            let file: Vec<u8> = (0..5).flat_map(raw).collect();
-            let (vtx, view) = watch::channel(ContainerView { started: true, ..ContainerView::default() });
-            let mut kubelet = LingeringKubelet { file, view: vtx, opened: Vec::new(), hold: Vec::new() };
-            let mut parser = TranscriptParser::new("m");
-            let end = tokio::time::timeout(Duration::from_secs(30), follower.run_from(&mut kubelet, &mut parser, view)).await;
-            let end = end.expect("the follower waited for a followed stream that outlived its container").unwrap();
-            assert_eq!(end, FollowEnd::Drained);
-            // Every line once; one followed read, one drain.
-            assert_eq!(joined(&calls(&host)), want(0..5));
-            assert_eq!(kubelet.opened, [true, false]);
-            assert!(kubelet.hold.is_empty());
-            // Ended QUIET_AFTER_EXIT after the last bytes at the latest: here the watch said so 40 ms in, 35 ms after them.
-            assert_eq!(host.start.elapsed(), Duration::from_millis(40));
+            // The status usually comes long after the last line (the kubelet's
+            // relist): the drain follows at once. When it comes sooner, once
+            // the stream has been quiet for QUIET_AFTER_EXIT.
+            for (exit_seen_after, drained_at) in [(500, Duration::from_millis(500)), (40, QUIET_AFTER_EXIT)] {
+                let Setup { host, mut follower, .. } = setup(0, false);
+                let begin = Instant::now();
+                let file: Vec<u8> = (0..5).flat_map(raw).collect();
+                let (vtx, view) = watch::channel(ContainerView { started: true, ..ContainerView::default() });
+                let mut kubelet = LingeringKubelet { file, exit_seen_after: Duration::from_millis(exit_seen_after), view: vtx, opened: Vec::new(), hold: Vec::new() };
+                let mut parser = TranscriptParser::new("m");
+                let end = tokio::time::timeout(Duration::from_secs(30), follower.run_from(&mut kubelet, &mut parser, view)).await;
+                let end = end.expect("the follower waited for a followed stream that outlived its container").unwrap();
+                assert_eq!(end, FollowEnd::Drained);
+                // Every line once; one followed read, one drain.
+                assert_eq!(joined(&calls(&host)), want(0..5));
+                assert_eq!(kubelet.opened, [true, false]);
+                assert!(kubelet.hold.is_empty());
+                assert_eq!(begin.elapsed(), drained_at, "status seen {exit_seen_after} ms after the last line");
+            }
         }
 
         #[tokio::test(start_paused = true)]

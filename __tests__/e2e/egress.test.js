@@ -1,12 +1,33 @@
 // egressPolicy (issue 21): each run's pod gets a NetworkPolicy of its own,
 // created before the Job, owned by it, gone with the run; refused verbs fail
 // the run before anything runs unrestricted. What the real apiserver accepts
-// and stores is checked here, on 1.37.2 and 1.20.2; whether traffic is
-// dropped is the network plugin's part — neither of our nodes runs one that
-// enforces NetworkPolicy (README, Security).
+// and stores is checked here, on 1.37.2 and 1.20.2. Whether traffic is
+// dropped is the network plugin's part: the real node enforces policies with
+// kube-network-policies (scripts/cluster/real-node.sh), and the last suite
+// here shows a run's pod reach what its policy allows and nothing else.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testEnvironment } from "../../server.js";
-import { NODE_RESOURCES, NS, SELF_POD, cluster, dropIdentity, getJson, identityWithout, inPaperclipPod, jobsOf, leftovers, makeCtx, run, untilAllowed } from "./harness.js";
+import {
+  NODE_RESOURCES,
+  NS,
+  RESTRICTED_CONTAINER,
+  RESTRICTED_POD,
+  SELF_POD,
+  cluster,
+  dropIdentity,
+  getJson,
+  identityWithout,
+  inPaperclipPod,
+  jobsOf,
+  kubectl,
+  leftovers,
+  makeCtx,
+  mockUrl,
+  nodeServicesHost,
+  realNode,
+  run,
+  untilAllowed,
+} from "./harness.js";
 
 inPaperclipPod(beforeAll);
 afterAll(() => dropIdentity("tester-3"));
@@ -17,7 +38,8 @@ describe("egressPolicy: true", () => {
   it("the run's pod, and only it, is selected by a policy that exists before its Job, belongs to it, and is gone after the run", async () => {
     const ctx = makeCtx({
       scenario: "plain/text=Fenced.",
-      config: { egressPolicy: true, egressAllowCidrs: "192.0.2.0/24", egressAllowPorts: [22] },
+      // The mock Anthropic API's address too: the real node enforces the policy.
+      config: { egressPolicy: true, egressAllowCidrs: `192.0.2.0/24, ${nodeServicesHost}`, egressAllowPorts: [22] },
     });
     const seen = {};
     const r = await run(ctx, {
@@ -58,8 +80,9 @@ describe("egressPolicy: true", () => {
       expect(pub.to[0].ipBlock.except).toContain(cidr);
     }
     expect(pub.to[1].ipBlock).toMatchObject({ cidr: "::/0" });
-    expect(rules.at(-1)).toEqual({ to: [{ ipBlock: { cidr: "192.0.2.0/24" } }] });
+    expect(rules.slice(-2)).toEqual([{ to: [{ ipBlock: { cidr: "192.0.2.0/24" } }] }, { to: [{ ipBlock: { cidr: `${nodeServicesHost}/32` } }] }]);
     // Said in the run's log, in words.
+    expect(r.stdout).toContain(`; public addresses, TCP 443, 22; 192.0.2.0/24, any port; ${nodeServicesHost}/32, any port`);
     expect(r.stdout).toMatch(/\[paperclip\] Egress policy: only DNS \(UDP\/TCP 53\); the Paperclip API: pods app=paperclip, TCP \d+; public addresses, TCP 443, 22; 192\.0\.2\.0\/24, any port/);
     // Gone after the run, never before its pod: watched until both are gone.
     // The policy is read first: a pod seen after the policy was found gone
@@ -155,5 +178,110 @@ describe("testEnvironment's probe with egressPolicy", () => {
     expect(r.checks.map((c) => c.code)).toContain("claude_probe_cli_version");
     expect(seen.size).toBe(1);
     await expect.poll(() => egressOfProbes().length, { timeout: 60_000 }).toBe(0);
+  });
+});
+
+// Enforcement, on the real node only (the simulated node has no network).
+// Two pods stand beside the run: one with Paperclip's labels serving on the
+// API's port (the default URL's, 3100: no PAPERCLIP_API_URL is set here), as
+// Paperclip's own pod would, and a decoy without them on the same port —
+// another address of ours. The run's `claude` (the real CLI) reaches the mock
+// Anthropic API on the node (allowed as egressAllowCidrs), and its Bash tool
+// tries all three; the same command in a run without a policy reaches all
+// three, so the one refused is refused by the policy.
+describe.runIf(realNode)("egressPolicy enforced on the real node (kube-network-policies)", () => {
+  const API_PORT = 3100;
+  const standIns = [
+    { name: "egress-api-standin", labels: { app: "paperclip" }, says: "API" },
+    { name: "egress-decoy", labels: { app: "egress-decoy" }, says: "DECOY" },
+  ];
+  const ip = {};
+  beforeAll(async () => {
+    for (const p of standIns) {
+      kubectl(["apply", "-f", "-"], {
+        input: JSON.stringify({
+          apiVersion: "v1",
+          kind: "Pod",
+          metadata: { name: p.name, namespace: NS, labels: p.labels },
+          spec: {
+            securityContext: RESTRICTED_POD,
+            terminationGracePeriodSeconds: 0,
+            containers: [
+              {
+                name: "serve",
+                image: "claude-k8s/local:dev",
+                command: ["node", "-e", `require("http").createServer((q, s) => s.end("${p.says}")).listen(${API_PORT})`],
+                securityContext: RESTRICTED_CONTAINER,
+                ...NODE_RESOURCES,
+              },
+            ],
+          },
+        }),
+      });
+    }
+    // Serving: asked from the node itself (its own traffic is not a pod's).
+    const until = Date.now() + 90_000;
+    for (const p of standIns) {
+      let said = null;
+      while (said !== p.says) {
+        if (Date.now() > until) throw new Error(`${p.name} did not serve in 90 s: ${JSON.stringify(getJson(["-n", NS, "get", "pod", p.name])?.status)}`);
+        await new Promise((r) => setTimeout(r, 500));
+        ip[p.name] = getJson(["-n", NS, "get", "pod", p.name])?.status?.podIP;
+        if (!ip[p.name]) continue;
+        said = await fetch(`http://${ip[p.name]}:${API_PORT}/`, { signal: AbortSignal.timeout(1000) })
+          .then((r) => r.text())
+          .catch(() => null);
+      }
+    }
+  }, 120_000);
+  afterAll(() => {
+    for (const p of standIns) kubectl(["-n", NS, "delete", "pod", p.name, "--ignore-not-found", "--wait=false"], { allowFail: true });
+  });
+
+  // What the run's Bash tool prints: one line, each target's answer or why not.
+  const probe = () => {
+    const targets = {
+      api: `http://${ip["egress-api-standin"]}:${API_PORT}/`,
+      decoy: `http://${ip["egress-decoy"]}:${API_PORT}/`,
+      anthropic: `${mockUrl}/`,
+    };
+    const js = `Promise.all(Object.entries(JSON.parse(process.argv[1])).map(([k, u]) =>
+      fetch(u, { signal: AbortSignal.timeout(4000) }).then(
+        (r) => r.text().then((b) => [k, "answered " + r.status + " " + b.slice(0, 20)]),
+        (e) => [k, "failed " + (e.cause?.code ?? e.name)],
+      ))).then((r) => console.log("REACH " + JSON.stringify(Object.fromEntries(r))));`;
+    // Base64 inside, so the shell's quoting never meets the script's.
+    return `node -e 'eval(Buffer.from("${Buffer.from(js).toString("base64")}", "base64").toString())' '${JSON.stringify(targets)}'`;
+  };
+  const reachOf = (r) => {
+    const out = r.lines
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l))
+      .filter((e) => e.type === "user")
+      .flatMap((e) => e.message.content)
+      .filter((c) => c.type === "tool_result")
+      .map((c) => (typeof c.content === "string" ? c.content : c.content.map((x) => x.text).join("")))
+      .join("\n");
+    const m = out.match(/^REACH (.*)$/m);
+    return m ? JSON.parse(m[1]) : out;
+  };
+  const runProbe = (config) =>
+    run(makeCtx({ scenario: `tool/cmd64=${Buffer.from(probe()).toString("base64url")}/text=Probed.`, config }));
+
+  it("a restricted run reaches the Paperclip API and the Anthropic API, and not another address of ours", async () => {
+    const r = await runProbe({ egressPolicy: true, egressAllowCidrs: [`${nodeServicesHost}/32`] });
+    expect(r.result, JSON.stringify(r.result) + r.stderr).toMatchObject({ exitCode: 0, summary: "Probed." });
+    const reach = reachOf(r);
+    expect(reach.api).toBe("answered 200 API");
+    // The real CLI's own turns went there too: the run could not have ended without it.
+    expect(reach.anthropic).toMatch(/^answered \d{3}/);
+    // Dropped, not refused: the connection never got an answer.
+    expect(reach.decoy).toBe("failed TimeoutError");
+    expect(r.stdout).toMatch(/\[paperclip\] Egress policy: only DNS .*the Paperclip API: pods app=paperclip, TCP 3100/);
+  });
+
+  it("without a policy, the same run reaches all three", async () => {
+    const reach = reachOf(await runProbe({}));
+    expect(reach).toEqual({ api: "answered 200 API", decoy: "answered 200 DECOY", anthropic: expect.stringMatching(/^answered \d{3}/) });
   });
 });

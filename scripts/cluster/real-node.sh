@@ -1,7 +1,8 @@
 # The real node of the local cluster (CLAUDE_K8S_NODE=real): the kubelet of
 # the control plane's release, containerd with its runc shim, runc with
 # seccomp, the bridge/host-local/loopback CNI plugins, and crane for the
-# images and the registry on loopback — all built here from Go modules
+# images and the registry on loopback, and kube-network-policies (the
+# NetworkPolicy implementation kind uses) — all built here from Go modules
 # through the proxy (scripts/cluster/<part>-<version>, go.sum committed),
 # once, cached under ~/.cache/claude-k8s/<part>-<version>/bin.
 #
@@ -12,11 +13,13 @@ CONTAINERD_VERSION=2.4.2
 RUNC_VERSION=1.5.3
 CNI_VERSION=1.10.0
 CRANE_VERSION=0.22.1
+KNP_VERSION=0.8.0
 KUBELET_BIN=$CACHE/kubelet-$K8S_VERSION/bin/kubelet
 CONTAINERD_BIN=$CACHE/containerd-$CONTAINERD_VERSION/bin
 RUNC_BIN=$CACHE/runc-$RUNC_VERSION/bin/runc
 CNI_BIN=$CACHE/cni-plugins-$CNI_VERSION/bin
 CRANE_BIN=$CACHE/crane-$CRANE_VERSION/bin/crane
+KNP_BIN=$CACHE/kube-network-policies-$KNP_VERSION/bin/kube-network-policies
 
 # ---------------------------------------------------------------- build
 real_node_packages() {
@@ -29,6 +32,9 @@ real_node_packages() {
   command -v ip >/dev/null || missing+=(iproute2)
   command -v nsenter >/dev/null || missing+=(util-linux)
   command -v curl >/dev/null || missing+=(curl)
+  # NetworkPolicy: pods' new connections go to kube-network-policies' netlink
+  # queue through an xtables NFQUEUE rule (see enforce_network_policies).
+  command -v iptables-legacy >/dev/null || missing+=(iptables)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing Debian packages for the real node: ${missing[*]}"
     apt-get update -qq
@@ -39,7 +45,7 @@ real_node_packages() {
 real_node_built() {
   [ -x "$KUBELET_BIN" ] && [ -x "$CONTAINERD_BIN/containerd" ] && [ -x "$CONTAINERD_BIN/containerd-shim-runc-v2" ] &&
     [ -x "$CONTAINERD_BIN/ctr" ] && [ -x "$RUNC_BIN" ] && [ -x "$CNI_BIN/bridge" ] && [ -x "$CNI_BIN/host-local" ] &&
-    [ -x "$CNI_BIN/loopback" ] && [ -x "$CRANE_BIN" ]
+    [ -x "$CNI_BIN/loopback" ] && [ -x "$CRANE_BIN" ] && [ -x "$KNP_BIN" ]
 }
 
 build_real_node() {
@@ -86,6 +92,11 @@ build_real_node() {
   if [ ! -x "$CRANE_BIN" ]; then
     log "crane v$CRANE_VERSION"
     go_build "$M/crane-$CRANE_VERSION" "$(dirname "$CRANE_BIN")" "-s -w" github.com/google/go-containerregistry/cmd/crane
+  fi
+  if [ ! -x "$KNP_BIN" ]; then
+    log "kube-network-policies v$KNP_VERSION"
+    go_build "$M/kube-network-policies-$KNP_VERSION" "$(dirname "$KNP_BIN")" "-s -w" sigs.k8s.io/kube-network-policies/cmd
+    mv "$(dirname "$KNP_BIN")/cmd" "$KNP_BIN"
   fi
   rm -rf "$GO_BUILD_CACHE"; unset GO_BUILD_CACHE
   exec 8>&-
@@ -369,6 +380,60 @@ YAML
   wait_for 60 "containerd" test -S "$N/run/containerd/containerd.sock"
   start kubelet "${in_ns[@]}" "$KUBELET_BIN" --config "$N/kubelet.yaml" --kubeconfig "$R/node.kubeconfig" \
     --root-dir /var/lib/kubelet --node-ip "$NODE_IP" --hostname-override "$NODE_NAME"
+  enforce_network_policies "${in_ns[@]}"
+}
+
+# NetworkPolicy, enforced as kind enforces it: kube-network-policies judges
+# each new connection of a pod against the policies that select it and the
+# destination (egress of the source pod, ingress of the destination pod) and
+# drops what they do not allow. It hands itself the packets with an nftables
+# `queue` rule — which these kernels lack (CONFIG_NFT_QUEUE is not set: its
+# rule set is refused, whole, and it logs that at each sync). The same netlink
+# queue is fed here by an xtables rule instead (NFQUEUE, built in), for new
+# connections coming in from our bridge only: to the node's own addresses
+# (INPUT: the mock APIs, the host) and between pods (FORWARD: bridged frames
+# pass the IPv4 hooks, bridge-nf-call-iptables), so the node's services are
+# behind the policies too, where upstream's postrouting hook would not see
+# them. `--queue-bypass`: with no listener the packet passes, as it would on a
+# node without enforcement, so a stopped controller shows as a policy not
+# enforced (what the egress test checks), never as a node that drops
+# everything. Queue number and chain are ours (from the bridge's name);
+# `down` removes both rules and the chain.
+NP_CHAIN_SUFFIX=-np
+enforce_network_policies() { # in-namespace command prefix...
+  local chain=$BRIDGE$NP_CHAIN_SUFFIX sa=$N/run/secrets/kubernetes.io/serviceaccount h
+  h=$(printf '%s' "$BRIDGE" | cksum | cut -d' ' -f1)
+  NP_QUEUE=$((1000 + h % 30000))
+  kc apply -f - >/dev/null <<'YAML'
+# What kube-network-policies' own install.yaml grants it.
+kind: ClusterRole
+apiVersion: rbac.authorization.k8s.io/v1
+metadata: {name: kube-network-policies}
+rules:
+- {apiGroups: [""], resources: [pods, namespaces], verbs: [list, watch]}
+- {apiGroups: [networking.k8s.io], resources: [networkpolicies], verbs: [list, watch]}
+---
+kind: ClusterRoleBinding
+apiVersion: rbac.authorization.k8s.io/v1
+metadata: {name: kube-network-policies}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: kube-network-policies}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: kube-network-policies}]
+YAML
+  # rest.InClusterConfig: the token and CA where a pod has them (/var/run is
+  # /run, ours, in the node's mount namespace), the apiserver from the env.
+  mkdir -p "$sa"
+  awk -F, '$2 == "kube-network-policies" {printf "%s", $1}' "$R/tokens.csv" >"$sa/token"
+  [ -s "$sa/token" ] || die "no token for kube-network-policies in $R/tokens.csv"
+  cp "$R/certs/apiserver.crt" "$sa/ca.crt"
+  start network-policies env KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT="$APISERVER_PORT" \
+    "$@" "$KNP_BIN" --hostname-override="$NODE_NAME" --nfqueue-id="$NP_QUEUE" --netfilter-bug-1766-fix=false \
+    --disable-nri --metrics-bind-address="127.0.0.1:$(free_port)" --v=2
+  iptables-legacy -w -N "$chain"
+  iptables-legacy -w -A "$chain" -m conntrack --ctstate NEW -j NFQUEUE --queue-num "$NP_QUEUE" --queue-bypass
+  iptables-legacy -w -I INPUT -i "$BRIDGE" -j "$chain"
+  iptables-legacy -w -I FORWARD -i "$BRIDGE" -j "$chain"
+  # Listening: the queue is bound once its informers have synced.
+  wait_for 60 "kube-network-policies on queue $NP_QUEUE" sh -c "awk '\$1 == $NP_QUEUE' /proc/net/netfilter/nfnetlink_queue | grep -q ."
 }
 
 # What `up` writes to the env file for the real node.
@@ -399,6 +464,20 @@ down_real_node() {
   holder=$(cat "$R/pids/node-ns" 2>/dev/null || true)
   ns_mnt=""
   [ -n "$holder" ] && ns_mnt=$(readlink "/proc/$holder/ns/mnt" 2>/dev/null || true)
+  # The NetworkPolicy rules and chain, then their controller: SIGINT, the
+  # signal on which it removes its nftables table (were it able to make one).
+  if [ -n "$bridge" ] && command -v iptables-legacy >/dev/null; then
+    local chain=$bridge$NP_CHAIN_SUFFIX
+    while iptables-legacy -w -D INPUT -i "$bridge" -j "$chain" 2>/dev/null; do :; done
+    while iptables-legacy -w -D FORWARD -i "$bridge" -j "$chain" 2>/dev/null; do :; done
+    iptables-legacy -w -F "$chain" 2>/dev/null && iptables-legacy -w -X "$chain" 2>/dev/null
+  fi
+  local np_pid
+  np_pid=$(cat "$R/pids/network-policies" 2>/dev/null || true)
+  if [ -n "$np_pid" ] && kill -INT "$np_pid" 2>/dev/null; then
+    for _ in $(seq 1 50); do kill -0 "$np_pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  stop_pid network-policies
   stop_pid kubelet
   # Containers: whatever is left in the pods' cgroups, killed by pid (their
   # shims then exit); then containerd, then anything else still in the node's
@@ -449,6 +528,7 @@ down_real_node() {
   fi
   for d in $(cgroup_dirs); do [ -d "$d" ] && left+=("cgroup $d"); done
   [ -n "$bridge" ] && ip link show "$bridge" >/dev/null 2>&1 && left+=("bridge $bridge")
+  [ -n "$bridge" ] && iptables-legacy -w -S "$bridge$NP_CHAIN_SUFFIX" >/dev/null 2>&1 && left+=("iptables chain $bridge$NP_CHAIN_SUFFIX")
   [ -n "${veths// /}" ] && left+=("pod network namespaces (veths $veths)")
   pgrep -f "$N/" >/dev/null 2>&1 && left+=("process naming $N: $(pgrep -f "$N/" | tr '\n' ' ')")
   findmnt -rn -o TARGET | grep -q "^$N" && left+=("mount under $N")
@@ -456,5 +536,5 @@ down_real_node() {
     printf '[test-cluster] error: the real node left: %s\n' "${left[@]}" >&2
     return 1
   fi
-  log "real node down: no container, shim, mount, netns, bridge or cgroup left"
+  log "real node down: no container, shim, mount, netns, bridge, iptables rule or cgroup left"
 }

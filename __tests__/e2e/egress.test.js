@@ -26,6 +26,7 @@ import {
   nodeServicesHost,
   realNode,
   run,
+  toolOutputOf,
   untilAllowed,
 } from "./harness.js";
 
@@ -254,14 +255,7 @@ describe.runIf(realNode)("egressPolicy enforced on the real node (kube-network-p
     return `node -e 'eval(Buffer.from("${Buffer.from(js).toString("base64")}", "base64").toString())' '${JSON.stringify(targets)}'`;
   };
   const reachOf = (r) => {
-    const out = r.lines
-      .filter((l) => l.startsWith("{"))
-      .map((l) => JSON.parse(l))
-      .filter((e) => e.type === "user")
-      .flatMap((e) => e.message.content)
-      .filter((c) => c.type === "tool_result")
-      .map((c) => (typeof c.content === "string" ? c.content : c.content.map((x) => x.text).join("")))
-      .join("\n");
+    const out = toolOutputOf(r.stdout);
     const m = out.match(/^REACH (.*)$/m);
     return m ? JSON.parse(m[1]) : out;
   };

@@ -148,6 +148,19 @@ export async function run(ctx, { onLog } = {}) {
   };
 }
 
+/** What the run's Bash tool calls printed: the tool results in a stream-json transcript, joined. */
+export function toolOutputOf(stdout) {
+  return stdout
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l))
+    .filter((e) => e.type === "user")
+    .flatMap((e) => e.message.content)
+    .filter((c) => c.type === "tool_result")
+    .map((c) => (typeof c.content === "string" ? c.content : c.content.map((p) => p.text).join("")))
+    .join("\n");
+}
+
 /** The Job a run created or reattached to, from its own `[paperclip]` lines. */
 export function jobNameOf(r) {
   const m = /\[paperclip\] (?:Created K8s Job:|Reattaching to in-flight K8s Job) (\S+)/.exec(r.stdout);

@@ -14,7 +14,7 @@ import os from "node:os";
 import path from "node:path";
 import semver from "semver";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { NS, SELF_POD, cluster, ensureSelfPod, jobsOf, mockUrl, realNode } from "./harness.js";
+import { NS, SELF_POD, cluster, ensureSelfPod, jobsOf, mockUrl, realNode, toolOutputOf } from "./harness.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
 const pkg = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8"));
@@ -287,15 +287,7 @@ describe.skipIf(realNode).each(HOST_VERSIONS)("the real Paperclip host %s", (ver
     const run = await waitForRun((await json("POST", `/agents/${agent.id}/heartbeat/invoke`, {})).id);
     const log = (await json("GET", `/heartbeat-runs/${run.id}/log`)).content;
     expect(run.status, log.slice(-2000)).toBe("succeeded");
-    const out = stdoutOf(log)
-      .split("\n")
-      .filter((l) => l.startsWith("{"))
-      .map((l) => JSON.parse(l))
-      .filter((e) => e.type === "user")
-      .flatMap((e) => e.message.content)
-      .filter((c) => c.type === "tool_result")
-      .map((c) => (typeof c.content === "string" ? c.content : c.content.map((p) => p.text).join("")))
-      .join("\n");
+    const out = toolOutputOf(stdoutOf(log));
     // The token the adapter passed through the run's Secret authenticates as this agent.
     expect(out).toMatch(new RegExp(`ME\\n\\{[^\\n]*"id":"${agent.id}"`));
     // The live database directory: empty and read-only in the pod; untouched on the host.

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testEnvironment } from "../../server.js";
-import { NS, RESTRICTED_CONTAINER, cluster, RESTRICTED_POD, documentedRules, getJson, inPaperclipPod, jobsOf, k8sMinor, kubectl, leftovers, makeCtx, realNode, run, untilAllowed } from "./harness.js";
+import { NS, RESTRICTED_CONTAINER, cluster, RESTRICTED_POD, documentedRules, getJson, inPaperclipPod, jobsOf, k8sMinor, kubectl, leftovers, makeCtx, realNode, run, toolOutputOf, untilAllowed } from "./harness.js";
 
 const podSecurity = k8sMinor >= 23;
 const BASELINE_NS = "paperclip-baseline";
@@ -259,14 +259,7 @@ describe("the agent pod holds no server secret, no ServiceAccount token, and its
     try {
       expect(r.result).toMatchObject({ exitCode: 0, summary: "Dumped." });
       // What the Bash call printed: the tool result in the transcript.
-      const toolOutput = r.lines
-        .filter((l) => l.startsWith("{"))
-        .map((l) => JSON.parse(l))
-        .filter((e) => e.type === "user")
-        .flatMap((e) => e.message.content)
-        .filter((c) => c.type === "tool_result")
-        .map((c) => (typeof c.content === "string" ? c.content : c.content.map((p) => p.text).join("")))
-        .join("\n");
+      const toolOutput = toolOutputOf(r.stdout);
       expect(toolOutput).toContain("ENV-DUMP");
       for (const v of [...secretValues, ...stateValues]) expect(toolOutput, v).not.toContain(v);
       // The database, the key, backups and logs: empty and read-only in the pod; .env and config.json empty files.

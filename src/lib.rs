@@ -24,6 +24,32 @@ use napi::threadsafe_function::ThreadsafeFunction;
 use napi_derive::napi;
 use serde_json::Value;
 
+/// The addon's tasks run on **one** tokio worker thread, not napi-rs'
+/// default of one per core. A run is I/O: watches, a log stream, a few
+/// requests; its CPU is the line pipeline (~1.7 CPU-s per GiB, bench:
+/// `throughput`), so one thread carries many runs. With a worker per core,
+/// every log chunk the socket brings is a hand-off between hyper's
+/// connection task and the follower on different threads, each a futex
+/// wake: on the real node's 2 cores that cost the 100 MiB throughput run
+/// ~30 % of its speed, and the apiserver and kubelet more CPU besides,
+/// because the workers' wake-ups take the cores they share (bench:
+/// `throughput`, README "Benchmarks"). Blocking work has tokio's blocking
+/// pool, as before.
+///
+/// `TOKIO_WORKER_THREADS` set in the host's environment keeps napi-rs'
+/// default runtime, which reads it: the escape hatch, should one thread
+/// ever be the limit.
+#[napi_derive::module_init]
+fn init() {
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_some() {
+        return;
+    }
+    // If it cannot be built, napi-rs builds its default runtime instead.
+    if let Ok(rt) = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
+        create_custom_tokio_runtime(rt);
+    }
+}
+
 /// A JS callback taking `A`, returning a Promise we await.
 type Callback<A> = ThreadsafeFunction<A, Promise<()>, A, Status, false>;
 type LogArgs = FnArgs<(String, LogChunk)>;

@@ -184,3 +184,27 @@ describe("onLog chunks across napi", () => {
     await expect(native.benchLogCrossing(async () => {}, 64, 1, "latin1")).rejects.toThrow(/text must be/);
   });
 });
+
+describe("the addon's runtime", () => {
+  // One tokio worker (src/lib.rs `init`): each log chunk is then a hand-off
+  // between two tasks on one thread, not a futex wake across threads.
+  // TOKIO_WORKER_THREADS keeps napi-rs' default runtime, which reads it.
+  const workersIn = async (env) => {
+    const { execFileSync } = await import("node:child_process");
+    const script = `
+      const { execute } = await import(${JSON.stringify(new URL("../server.js", import.meta.url).href)});
+      const { readdirSync, readFileSync } = await import("node:fs");
+      const r = await execute({ runId: "r", agent: { id: "!!!", companyId: "c", name: "n", adapterType: "claude_k8s", adapterConfig: {} },
+        runtime: {}, config: { kubeconfig: "/nonexistent" }, context: {}, onLog: async () => {} });
+      // A new thread names itself once it runs: give the runtime's threads that moment.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const names = readdirSync("/proc/self/task").map((t) => readFileSync("/proc/self/task/" + t + "/comm", "utf8").trim());
+      console.log(JSON.stringify({ code: r.errorCode, workers: names.filter((n) => n === "tokio-rt-worker").length }));`;
+    const { TOKIO_WORKER_THREADS: _, ...rest } = process.env;
+    return JSON.parse(execFileSync(process.execPath, ["--input-type=module", "-e", script], { env: { ...rest, ...env }, encoding: "utf8" }).trim().split("\n").pop());
+  };
+  it.runIf(process.platform === "linux")("runs on one tokio worker thread; TOKIO_WORKER_THREADS overrides it", async () => {
+    expect(await workersIn({})).toEqual({ code: "k8s_agent_id_invalid", workers: 1 });
+    expect(await workersIn({ TOKIO_WORKER_THREADS: "3" })).toEqual({ code: "k8s_agent_id_invalid", workers: 3 });
+  });
+});

@@ -26,15 +26,15 @@ use serde_json::Value;
 
 /// The addon's tasks run on **one** tokio worker thread, not napi-rs'
 /// default of one per core. A run is I/O: watches, a log stream, a few
-/// requests; its CPU is the line pipeline (~1.7 CPU-s per GiB, bench:
+/// requests; its CPU is the line pipeline (1.2–1.7 CPU-s per GiB, bench:
 /// `throughput`), so one thread carries many runs. With a worker per core,
 /// every log chunk the socket brings is a hand-off between hyper's
 /// connection task and the follower on different threads, each a futex
-/// wake: on the real node's 2 cores that cost the 100 MiB throughput run
-/// ~30 % of its speed, and the apiserver and kubelet more CPU besides,
-/// because the workers' wake-ups take the cores they share (bench:
-/// `throughput`, README "Benchmarks"). Blocking work has tokio's blocking
-/// pool, as before.
+/// wake: on the real node's 2 cores the 100 MiB throughput run went ~20 %
+/// slower with two workers than with one, its workers took ~30 CPU-s per
+/// GiB against 19–25, and the apiserver more CPU besides, as the wake-ups
+/// take the cores they share (bench: `throughput`, README "Benchmarks").
+/// Blocking work has tokio's blocking pool, as before.
 ///
 /// `TOKIO_WORKER_THREADS` set in the host's environment keeps napi-rs'
 /// default runtime, which reads it: the escape hatch, should one thread

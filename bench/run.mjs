@@ -627,9 +627,92 @@ async function kubectlRun(file, { timestamps, http1 = false }) {
   }
 }
 
+/**
+ * The cluster's processes (those of <cluster>/pids, containerd's shims, and
+ * every process under them: pods, containers) as pids.
+ */
+function clusterProcesses() {
+  const children = new Map();
+  const roots = new Set();
+  for (const name of readdirSync(path.join(clusterDir, "pids"))) roots.add(readFileSync(path.join(clusterDir, "pids", name), "utf8").trim());
+  for (const pid of readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const ppid = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1];
+      if (comm.startsWith("containerd-shim")) roots.add(pid); // a shim daemonizes: its parent is init
+      children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+    } catch {
+      // it ended
+    }
+  }
+  const out = [];
+  const todo = [...roots];
+  while (todo.length) {
+    const pid = todo.pop();
+    out.push(pid);
+    todo.push(...(children.get(pid) ?? []));
+  }
+  return out;
+}
+/**
+ * The cluster on the first half of the cores, this process (the adapter, and
+ * kubectl as its child) on the other half: as in a real cluster, where the
+ * adapter runs in Paperclip's pod and shares no core with the apiserver or the
+ * kubelet. (New shims and pods inherit containerd's cores.) Returns the undo,
+ * or null where it cannot be done: one core, or no `taskset`.
+ */
+function splitCores() {
+  const n = os.cpus().length;
+  if (n < 2 || spawnSync("taskset", ["-V"], { stdio: "ignore" }).status !== 0) return null;
+  const half = n >> 1;
+  const pin = (pids, cpus) => {
+    for (const pid of pids) spawnSync("taskset", ["-a", "-p", "-c", cpus, String(pid)], { stdio: "ignore" });
+  };
+  const cores = { cluster: half === 1 ? "0" : `0-${half - 1}`, ours: half === n - 1 ? `${half}` : `${half}-${n - 1}` };
+  pin(clusterProcesses(), cores.cluster);
+  pin([process.pid], cores.ours);
+  return {
+    cores,
+    undo() {
+      pin(clusterProcesses(), `0-${n - 1}`);
+      pin([process.pid], `0-${n - 1}`);
+    },
+  };
+}
+
 async function throughput() {
-  const { file, lines, bytes } = transcriptFile(100);
+  const transcript = transcriptFile(100);
+  // Everything on all cores, as the machine runs; then the cluster and the
+  // readers on cores of their own (README, Benchmarks: why both).
+  await followThroughput(transcript, null);
+  const split = splitCores();
+  if (split) {
+    try {
+      await followThroughput(transcript, split.cores);
+    } finally {
+      split.undo();
+    }
+  } else {
+    log("throughput: no placement on separate cores (one core, or no taskset)");
+  }
+  rmSync(transcript.file);
+  pipelineThroughput();
+}
+
+/**
+ * Alternated runs of one placement: the adapter, plain `kubectl logs -f`,
+ * `kubectl logs -f --timestamps` (HTTP/2), and the same over HTTP/1.1 (our
+ * request, our protocol), each with what it cost the node and the apiserver.
+ * `cores`: null (everything shares the machine's cores), or the cores the
+ * cluster and the readers were given; its figures then go under
+ * `throughput.split.*`.
+ */
+async function followThroughput({ file, lines, bytes }, cores) {
   const gib = bytes / 2 ** 30;
+  const figure = (key, label, ...rest) =>
+    report(cores ? key.replace(/^throughput\./, "throughput.split.") : key, cores && key === "throughput.mibPerSec" ? `${label}; the cluster on core(s) ${cores.cluster}, the adapter and kubectl on ${cores.ours}` : label, ...rest);
   const rows = { ours: [], wall: [], kubectl: [], kubectlTs: [], ratio: [], ratioTs: [], oursCpu: [], kubectlCpu: [], kubectlTsCpu: [], node: [], kubelet: [], containerd: [], apiserver: [], kNode: [], kKubelet: [], kContainerd: [], kApiserver: [], nodeRatio: [], apiserverRatio: [], kTsNode: [], kTsApiserver: [], k1: [], k1Cpu: [], k1Node: [], k1Kubelet: [], k1Apiserver: [], nodeRatioTs1: [], apiserverRatioTs1: [], busy: [], threads: {}, rss: [], callKiB: [], callsPerSec: [] };
   // Alternating, so that both see the same machine: ours, kubectl, kubectl --timestamps.
   for (let i = 0; i < (quick ? 1 : 3); i += 1) {
@@ -638,7 +721,7 @@ async function throughput() {
     const sw0 = threadSwitches();
     const [a, peak] = await withPeakRss(() => withCpu(() => timedRun(ctx({ env: standIn({ BENCH_MODE: "file", BENCH_FILE: file }) }))));
     const sw1 = threadSwitches();
-    log(`throughput run ${i}: thread sleeps per MiB ${Object.entries(sw1).map(([k, v]) => [k, (v - (sw0[k] ?? 0)) / mib(bytes)]).filter(([, v]) => v > 1).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(", ")}`);
+    log(`throughput${cores ? " (split)" : ""} run ${i}: thread sleeps per MiB ${Object.entries(sw1).map(([k, v]) => [k, (v - (sw0[k] ?? 0)) / mib(bytes)]).filter(([, v]) => v > 1).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(", ")}`);
     rows.rss.push(mib(peak - before));
     const r = a.r;
     check(r.result.exitCode === 0, `throughput: exit ${r.result.exitCode} ${r.result.errorMessage ?? ""}`);
@@ -651,7 +734,7 @@ async function throughput() {
     rows.ours.push(ours);
     rows.wall.push((r.t.resolved - r.t.call) / 1000);
     rows.oursCpu.push((a.selfCpu - r.hostMs / 1000) / gib);
-    log(`throughput run ${i}: CPU by thread ${Object.entries(a.threads).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${(v / gib).toFixed(2)}`).join(", ")} s/GiB; the bench's onLog ${(r.hostMs / 1000 / gib).toFixed(2)} s/GiB`);
+    log(`throughput${cores ? " (split)" : ""} run ${i}: CPU by thread ${Object.entries(a.threads).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${(v / gib).toFixed(2)}`).join(", ")} s/GiB; the bench's onLog ${(r.hostMs / 1000 / gib).toFixed(2)} s/GiB`);
     for (const [k, v] of Object.entries(a.threads)) (rows.threads[k] ??= []).push(v / gib);
     for (const p of clusterProcs) if (a.procs[p] != null) rows[p].push(a.procs[p] / gib);
     rows.busy.push(a.machineBusy * 100);
@@ -690,39 +773,42 @@ async function throughput() {
     if (a.procs.node && k1c.procs.node) rows.nodeRatioTs1.push(a.procs.node / k1c.procs.node);
     if (a.procs.apiserver && k1c.procs.apiserver) rows.apiserverRatioTs1.push(a.procs.apiserver / k1c.procs.apiserver);
   }
-  report("throughput.mibPerSec", `log throughput, ${mib(bytes).toFixed(0)} MiB stream-json`, "MiB/s", rows.ours, "first → last container chunk in onLog");
-  report("throughput.wall", "  the same run, execute wall time", "s", rows.wall);
-  report("throughput.rss", "  the same run, RSS growth", "MiB", rows.rss, "peak while it runs minus before (after a GC)");
-  report("throughput.kubectl", "  plain kubectl logs -f, same node, same run", "MiB/s", rows.kubectl, "a bare pod catting the same file; first → last byte of kubectl's stdout");
-  report("throughput.kubectlTimestamps", "  kubectl logs -f --timestamps (our request)", "MiB/s", rows.kubectlTs, "the bytes the adapter reads: ~12 % more on this transcript");
-  report("throughput.ratioKubectl", "  ours ÷ plain kubectl", "ratio", rows.ratio, "pairs of one run");
-  report("throughput.ratioKubectlTimestamps", "  ours ÷ kubectl --timestamps", "ratio", rows.ratioTs, "pairs of one run");
-  report("throughput.cpuOurs", "  CPU per GiB: the adapter (Node + addon)", "CPU-s", rows.oursCpu, "this process, minus the time in the bench's onLog");
-  report("throughput.cpuKubectl", "  CPU per GiB: kubectl logs -f", "CPU-s", rows.kubectlCpu, "kubectl's user+system (plain run)");
-  report("throughput.cpuKubectlTimestamps", "  CPU per GiB: kubectl logs -f --timestamps", "CPU-s", rows.kubectlTsCpu);
-  report("throughput.cpuNode", "  CPU per GiB: the node (log file, log server, TLS)", "CPU-s", rows.node, "during the adapter's run; a kubelet and containerd do this in a real cluster");
-  report("throughput.cpuApiserver", "  CPU per GiB: kube-apiserver (pods/log proxy, TLS both ways)", "CPU-s", rows.apiserver, "during the adapter's run");
+  figure("throughput.mibPerSec", `log throughput, ${mib(bytes).toFixed(0)} MiB stream-json`, "MiB/s", rows.ours, "first → last container chunk in onLog");
+  figure("throughput.wall", "  the same run, execute wall time", "s", rows.wall);
+  figure("throughput.rss", "  the same run, RSS growth", "MiB", rows.rss, "peak while it runs minus before (after a GC)");
+  figure("throughput.kubectl", "  plain kubectl logs -f, same node, same run", "MiB/s", rows.kubectl, "a bare pod catting the same file; first → last byte of kubectl's stdout");
+  figure("throughput.kubectlTimestamps", "  kubectl logs -f --timestamps (our request)", "MiB/s", rows.kubectlTs, "the bytes the adapter reads: ~12 % more on this transcript");
+  figure("throughput.ratioKubectl", "  ours ÷ plain kubectl", "ratio", rows.ratio, "pairs of one run");
+  figure("throughput.ratioKubectlTimestamps", "  ours ÷ kubectl --timestamps", "ratio", rows.ratioTs, "pairs of one run");
+  figure("throughput.cpuOurs", "  CPU per GiB: the adapter (Node + addon)", "CPU-s", rows.oursCpu, "this process, minus the time in the bench's onLog");
+  figure("throughput.cpuKubectl", "  CPU per GiB: kubectl logs -f", "CPU-s", rows.kubectlCpu, "kubectl's user+system (plain run)");
+  figure("throughput.cpuKubectlTimestamps", "  CPU per GiB: kubectl logs -f --timestamps", "CPU-s", rows.kubectlTsCpu);
+  figure("throughput.cpuNode", "  CPU per GiB: the node (log file, log server, TLS)", "CPU-s", rows.node, "during the adapter's run; a kubelet and containerd do this in a real cluster");
+  figure("throughput.cpuApiserver", "  CPU per GiB: kube-apiserver (pods/log proxy, TLS both ways)", "CPU-s", rows.apiserver, "during the adapter's run");
   if (realNode) {
-    report("throughput.cpuKubelet", "  CPU per GiB: of that node share, the kubelet (log server)", "CPU-s", rows.kubelet, "during the adapter's run");
-    report("throughput.cpuContainerd", "  CPU per GiB: of that node share, containerd (writes the log file)", "CPU-s", rows.containerd, "during the adapter's run");
+    figure("throughput.cpuKubelet", "  CPU per GiB: of that node share, the kubelet (log server)", "CPU-s", rows.kubelet, "during the adapter's run");
+    figure("throughput.cpuContainerd", "  CPU per GiB: of that node share, containerd (writes the log file)", "CPU-s", rows.containerd, "during the adapter's run");
   }
-  report("throughput.cpuNodeKubectl", "  CPU per GiB: the node, for plain kubectl logs -f", "CPU-s", rows.kNode, "the same transcript, the bare pod's run");
-  report("throughput.cpuApiserverKubectl", "  CPU per GiB: kube-apiserver, for plain kubectl logs -f", "CPU-s", rows.kApiserver);
-  report("throughput.nodeRatio", "  node CPU: ours ÷ plain kubectl", "ratio", rows.nodeRatio, "pairs of one run; target ≤ 1.1");
-  report("throughput.apiserverRatio", "  kube-apiserver CPU: ours ÷ plain kubectl", "ratio", rows.apiserverRatio, "pairs of one run; target ≤ 1.1");
-  report("throughput.cpuNodeKubectlTimestamps", "  CPU per GiB: the node, for kubectl logs -f --timestamps", "CPU-s", rows.kTsNode, "HTTP/2, as kubectl speaks");
-  report("throughput.cpuApiserverKubectlTimestamps", "  CPU per GiB: kube-apiserver, for kubectl logs -f --timestamps", "CPU-s", rows.kTsApiserver);
-  report("throughput.kubectlHttp1", "  kubectl logs -f --timestamps over HTTP/1.1 (our request, our protocol)", "MiB/s", rows.k1, "GODEBUG=http2client=0; kube-rs speaks HTTP/1.1");
-  report("throughput.cpuKubectlHttp1", "  CPU per GiB: that kubectl", "CPU-s", rows.k1Cpu);
-  report("throughput.cpuNodeKubectlHttp1", "  CPU per GiB: the node, for that kubectl", "CPU-s", rows.k1Node);
-  report("throughput.cpuKubeletKubectlHttp1", "  CPU per GiB: of it, the kubelet", "CPU-s", rows.k1Kubelet);
-  report("throughput.cpuApiserverKubectlHttp1", "  CPU per GiB: kube-apiserver, for that kubectl", "CPU-s", rows.k1Apiserver);
-  report("throughput.nodeRatioSameRequest", "  node CPU: ours ÷ kubectl with our request", "ratio", rows.nodeRatioTs1, "the adapter's own part of the cost");
-  report("throughput.apiserverRatioSameRequest", "  kube-apiserver CPU: ours ÷ kubectl with our request", "ratio", rows.apiserverRatioTs1, "the adapter's own part of the cost");
-  report("throughput.machineBusy", "  machine CPU busy during the adapter's run", "%", rows.busy, `${os.cpus().length} cores, everything on them`);
-  report("throughput.callKiB", "  onLog: bytes per call", "KiB", rows.callKiB, "container chunks");
-  report("throughput.callsPerSec", "  onLog: calls per second", "calls/s", rows.callsPerSec);
-  rmSync(file);
+  figure("throughput.cpuNodeKubectl", "  CPU per GiB: the node, for plain kubectl logs -f", "CPU-s", rows.kNode, "the same transcript, the bare pod's run");
+  figure("throughput.cpuApiserverKubectl", "  CPU per GiB: kube-apiserver, for plain kubectl logs -f", "CPU-s", rows.kApiserver);
+  figure("throughput.nodeRatio", "  node CPU: ours ÷ plain kubectl", "ratio", rows.nodeRatio, "pairs of one run; target ≤ 1.1");
+  figure("throughput.apiserverRatio", "  kube-apiserver CPU: ours ÷ plain kubectl", "ratio", rows.apiserverRatio, "pairs of one run; target ≤ 1.1");
+  figure("throughput.cpuNodeKubectlTimestamps", "  CPU per GiB: the node, for kubectl logs -f --timestamps", "CPU-s", rows.kTsNode, "HTTP/2, as kubectl speaks");
+  figure("throughput.cpuApiserverKubectlTimestamps", "  CPU per GiB: kube-apiserver, for kubectl logs -f --timestamps", "CPU-s", rows.kTsApiserver);
+  figure("throughput.kubectlHttp1", "  kubectl logs -f --timestamps over HTTP/1.1 (our request, our protocol)", "MiB/s", rows.k1, "GODEBUG=http2client=0; kube-rs speaks HTTP/1.1");
+  figure("throughput.cpuKubectlHttp1", "  CPU per GiB: that kubectl", "CPU-s", rows.k1Cpu);
+  figure("throughput.cpuNodeKubectlHttp1", "  CPU per GiB: the node, for that kubectl", "CPU-s", rows.k1Node);
+  figure("throughput.cpuKubeletKubectlHttp1", "  CPU per GiB: of it, the kubelet", "CPU-s", rows.k1Kubelet);
+  figure("throughput.cpuApiserverKubectlHttp1", "  CPU per GiB: kube-apiserver, for that kubectl", "CPU-s", rows.k1Apiserver);
+  figure("throughput.nodeRatioSameRequest", "  node CPU: ours ÷ kubectl with our request", "ratio", rows.nodeRatioTs1, "the adapter's own part of the cost");
+  figure("throughput.apiserverRatioSameRequest", "  kube-apiserver CPU: ours ÷ kubectl with our request", "ratio", rows.apiserverRatioTs1, "the adapter's own part of the cost");
+  figure("throughput.machineBusy", "  machine CPU busy during the adapter's run", "%", rows.busy, cores ? `${os.cpus().length} cores` : `${os.cpus().length} cores, everything on them`);
+  figure("throughput.callKiB", "  onLog: bytes per call", "KiB", rows.callKiB, "container chunks");
+  figure("throughput.callsPerSec", "  onLog: calls per second", "calls/s", rows.callsPerSec);
+}
+
+/** The adapter's line pipeline alone, in memory: MiB/s, and instructions per MiB. */
+function pipelineThroughput() {
   // The adapter's own share, without node, apiserver and TLS on the same cores.
   const runs = [];
   for (let i = 0; i < (quick ? 1 : 3); i += 1) {

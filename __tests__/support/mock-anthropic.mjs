@@ -33,6 +33,23 @@ function sse(res, event, data) {
   res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
 }
 
+/**
+ * Waits `ms`, or less when the client goes away first: then the timer is
+ * cleared, so that a cancelled run's wait (silence: 70 s) does not hold the
+ * test process open after the server has closed.
+ */
+function pause(res, ms) {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      res.off("close", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    res.once("close", done);
+  });
+}
+
 let counter = 0;
 const msgId = () => `msg_mock_${Date.now().toString(36)}_${(counter++).toString(36)}`;
 
@@ -61,7 +78,8 @@ async function streamMessage(res, model, blocks, { stopReason, outputTokens, del
   });
   let i = 0;
   for (const b of blocks) {
-    if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
+    if (delayMs) await pause(res, delayMs);
+    if (res.destroyed) return;
     if (b.type === "text") {
       sse(res, "content_block_start", { type: "content_block_start", index: i, content_block: { type: "text", text: "" } });
       sse(res, "content_block_delta", { type: "content_block_delta", index: i, delta: { type: "text_delta", text: b.text } });
@@ -124,7 +142,8 @@ async function answer(req, res, body, scenario) {
       return streamMessage(res, model, [{ type: "tool_use", id: toolId(), name: "Bash", input: { command: "echo again", description: "again" } }]);
     case "silence": {
       const ms = Number(params.seconds ?? 70) * 1000;
-      await new Promise((r) => setTimeout(r, ms));
+      await pause(res, ms);
+      if (res.destroyed) return;
       return streamMessage(res, model, [{ type: "text", text: params.text ?? "Back after a long silence." }]);
     }
     case "slow": {

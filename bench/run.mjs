@@ -642,7 +642,8 @@ function clusterProcesses() {
       const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
       const ppid = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1];
       if (comm.startsWith("containerd-shim")) roots.add(pid); // a shim daemonizes: its parent is init
-      children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+      if (children.has(ppid)) children.get(ppid).push(pid);
+      else children.set(ppid, [pid]);
     } catch {
       // it ended
     }

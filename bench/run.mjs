@@ -105,10 +105,19 @@ mkdirSync(bin, { mode: 0o755 });
 copyFileSync(path.join(import.meta.dirname, "claude"), path.join(bin, "claude"));
 chmodSync(path.join(bin, "claude"), 0o755);
 
-/** A stream-json transcript of about `mib` MiB of numbered assistant lines. */
-function transcriptFile(mib) {
-  const file = path.join(work, `transcript-${mib}.jsonl`);
+/**
+ * A stream-json transcript of about `mib` MiB of numbered assistant lines:
+ * ~270 B each, or with `cli`, each with the envelope the CLI gives every
+ * assistant event (type, role, usage, stop fields, parent, uuid) around a
+ * short text: ~620 B, the shortest lines the CLI writes.
+ */
+function transcriptFile(mib, { cli = false } = {}) {
+  const file = path.join(work, `transcript-${cli ? "cli-" : ""}${mib}.jsonl`);
   const pad = "x".repeat(160);
+  const line = cli
+    ? (n) =>
+        `{"type":"assistant","message":{"id":"msg_01${String(n).padStart(22, "0")}","type":"message","role":"assistant","model":"claude-sonnet-4-6","content":[{"type":"text","text":"Step ${n}: reading the module."}],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":4,"cache_creation_input_tokens":312,"cache_read_input_tokens":41877,"cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":0},"output_tokens":1,"service_tier":"standard"},"context_management":null},"parent_tool_use_id":null,"session_id":"0b5e3c1e-7f0a-4c52-9d55-5b8a6c3f2e11","uuid":"9a0c${n.toString(16).padStart(8, "0")}-1f2e-4d3c-8b4a-${n.toString(16).padStart(12, "0")}"}\n`
+    : (n) => `{"type":"assistant","message":{"id":"msg_${n}","model":"bench","content":[{"type":"text","text":"${pad} ${n}"}]},"session_id":"bench"}\n`;
   const fd = openSync(file, "w", 0o644);
   let bytes = 0;
   let n = 0;
@@ -117,7 +126,7 @@ function transcriptFile(mib) {
     const parts = [];
     for (let k = 0; k < 4096; k += 1) {
       n += 1;
-      parts.push(`{"type":"assistant","message":{"id":"msg_${n}","model":"bench","content":[{"type":"text","text":"${pad} ${n}"}]},"session_id":"bench"}\n`);
+      parts.push(line(n));
     }
     const chunk = Buffer.from(parts.join(""));
     bytes += chunk.length;
@@ -125,7 +134,22 @@ function transcriptFile(mib) {
   }
   closeSync(fd);
   chmodSync(file, 0o644);
-  return { file, lines: n, bytes };
+  return { file, lines: n, bytes, resultLine: false };
+}
+
+/**
+ * About `mib` MiB shaped like a real `claude --output-format stream-json
+ * --verbose` transcript (crates/core/examples/log_pipeline.rs: init, thinking,
+ * text, tool_use, tool results of 0.1–200 KiB, one huge line, the result
+ * event; ~40 KiB a line, lines over 16 KiB reach the log file as partial
+ * records). It carries its own result line.
+ */
+function claudeShapedFile(mib) {
+  const file = path.join(work, `transcript-claude-${mib}.jsonl`);
+  const out = execFileSync("cargo", ["run", "-q", "--profile", "tools", "-p", "claude-k8s-core", "--example", "log_pipeline", String(mib)], { cwd: root, encoding: "utf8", env: { ...process.env, PHASE: "write", OUT: file } });
+  const { lines, bytes } = JSON.parse(out.trim().split("\n").pop());
+  chmodSync(file, 0o644);
+  return { file, lines, bytes, resultLine: true };
 }
 
 let seq = 0;
@@ -566,7 +590,7 @@ async function withCpu(fn) {
  * bytes and first → last byte as the bench reads kubectl's stdout, and
  * kubectl's own CPU (bash's `times` after it exits).
  */
-async function kubectlRun(file, { timestamps, http1 = false }) {
+async function kubectlRun(env, { timestamps, http1 = false }) {
   seq += 1;
   const pod = `bench-kubectl-${process.pid}-${seq}`;
   const manifest = {
@@ -582,7 +606,7 @@ async function kubectlRun(file, { timestamps, http1 = false }) {
           name: "claude",
           image: "claude-k8s/local:dev",
           command: ["claude"],
-          env: Object.entries(standIn({ BENCH_MODE: "file", BENCH_FILE: file })).map(([name, value]) => ({ name, value })),
+          env: Object.entries(env).map(([name, value]) => ({ name, value })),
           securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
           ...(realNode ? { resources: { requests: { cpu: "10m", memory: "64Mi" } }, volumeMounts: [{ name: "data", mountPath: "/paperclip" }] } : {}),
         },
@@ -683,22 +707,31 @@ function splitCores() {
   };
 }
 
+const emptyFile = path.join(work, "transcript-empty.jsonl");
 async function throughput() {
-  const transcript = transcriptFile(100);
-  // Everything on all cores, as the machine runs; then the cluster and the
-  // readers on cores of their own (README, Benchmarks: why both).
-  await followThroughput(transcript, null);
-  const split = splitCores();
-  if (split) {
-    try {
-      await followThroughput(transcript, split.cores);
-    } finally {
-      split.undo();
+  // Three shapes of 100 MiB: short lines (~270 B, the most log records per
+  // MiB: what a record costs the node and the apiserver weighs most), the
+  // CLI's shortest lines (~620 B: an assistant event's envelope around a short
+  // text), and lines shaped like Claude Code's (~40 KiB on average). Each on all
+  // cores, as the machine runs; then the cluster and the readers on cores of
+  // their own (README, Benchmarks: why both).
+  writeFileSync(emptyFile, "");
+  chmodSync(emptyFile, 0o644);
+  for (const [shape, make] of [["", () => transcriptFile(100)], ["cli.", () => transcriptFile(100, { cli: true })], ["claude.", () => claudeShapedFile(100)]]) {
+    const transcript = make();
+    await followThroughput(transcript, null, shape);
+    const split = splitCores();
+    if (split) {
+      try {
+        await followThroughput(transcript, split.cores, shape);
+      } finally {
+        split.undo();
+      }
+    } else {
+      log("throughput: no placement on separate cores (one core, or no taskset)");
     }
-  } else {
-    log("throughput: no placement on separate cores (one core, or no taskset)");
+    rmSync(transcript.file);
   }
-  rmSync(transcript.file);
   pipelineThroughput();
 }
 
@@ -710,25 +743,42 @@ async function throughput() {
  * cluster and the readers were given; its figures then go under
  * `throughput.split.*`.
  */
-async function followThroughput({ file, lines, bytes }, cores) {
+async function followThroughput({ file, lines, bytes, resultLine }, cores, shape = "") {
   const gib = bytes / 2 ** 30;
+  const title = { "": "short lines", "cli.": "the CLI's shortest lines", "claude.": "lines shaped like Claude Code's" }[shape];
   const figure = (key, label, ...rest) =>
-    report(cores ? key.replace(/^throughput\./, "throughput.split.") : key, cores && key === "throughput.mibPerSec" ? `${label}; the cluster on core(s) ${cores.cluster}, the adapter and kubectl on ${cores.ours}` : label, ...rest);
-  const rows = { ours: [], wall: [], kubectl: [], kubectlTs: [], ratio: [], ratioTs: [], oursCpu: [], kubectlCpu: [], kubectlTsCpu: [], node: [], kubelet: [], containerd: [], apiserver: [], kNode: [], kKubelet: [], kContainerd: [], kApiserver: [], nodeRatio: [], apiserverRatio: [], kTsNode: [], kTsApiserver: [], k1: [], k1Cpu: [], k1Node: [], k1Kubelet: [], k1Apiserver: [], nodeRatioTs1: [], apiserverRatioTs1: [], busy: [], threads: {}, rss: [], callKiB: [], callsPerSec: [] };
+    report(
+      key.replace(/^throughput\./, `throughput.${shape}${cores ? "split." : ""}`),
+      key === "throughput.mibPerSec" ? `${label}, ${title}${cores ? `; the cluster on core(s) ${cores.cluster}, the adapter and kubectl on ${cores.ours}` : ""}` : label,
+      ...rest,
+    );
+  // The stand-in ends with a result line of its own unless the transcript has one.
+  const env = standIn({ BENCH_MODE: "file", BENCH_FILE: file, ...(resultLine ? { BENCH_RESULT: "no" } : {}) });
+  const expectLines = resultLine ? lines : lines + 1;
+  // The same runs over an empty transcript (the stand-in's result line
+  // only): what a run costs the node and the apiserver whatever it logs — the
+  // Job, the pod, its containers, the watches, kubectl's retries until the
+  // container runs. Each full run minus its empty run is what the log stream
+  // itself cost, the figure a cost per GiB means.
+  const emptyEnv = standIn({ BENCH_MODE: "file", BENCH_FILE: emptyFile });
+  const rows = { ours: [], wall: [], kubectl: [], kubectlTs: [], ratio: [], ratioTs: [], oursCpu: [], kubectlCpu: [], kubectlTsCpu: [], node: [], kubelet: [], containerd: [], apiserver: [], kNode: [], kKubelet: [], kContainerd: [], kApiserver: [], nodeRatio: [], apiserverRatio: [], kTsNode: [], kTsApiserver: [], k1: [], k1Cpu: [], k1Node: [], k1Kubelet: [], k1Apiserver: [], nodeRatioTs1: [], apiserverRatioTs1: [], nodeEmpty: [], nodeEmptyKubectl: [], nodeLog: [], nodeLogKubectl: [], nodeLogRatio: [], nodeLogRatioSameRequest: [], apiserverEmpty: [], apiserverEmptyKubectl: [], apiserverLog: [], apiserverLogKubectl: [], apiserverLogRatio: [], apiserverLogRatioSameRequest: [], busy: [], threads: {}, rss: [], callKiB: [], callsPerSec: [] };
   // Alternating, so that both see the same machine: ours, kubectl, kubectl --timestamps.
   for (let i = 0; i < (quick ? 1 : 3); i += 1) {
     settle();
+    const ae = await withCpu(() => timedRun(ctx({ env: emptyEnv })));
+    check(ae.r.result.exitCode === 0 && ae.r.outLines === 1, `throughput: the empty run: exit ${ae.r.result.exitCode}, ${ae.r.outLines} lines`);
+    settle();
     const before = rss();
     const sw0 = threadSwitches();
-    const [a, peak] = await withPeakRss(() => withCpu(() => timedRun(ctx({ env: standIn({ BENCH_MODE: "file", BENCH_FILE: file }) }))));
+    const [a, peak] = await withPeakRss(() => withCpu(() => timedRun(ctx({ env }))));
     const sw1 = threadSwitches();
     log(`throughput${cores ? " (split)" : ""} run ${i}: thread sleeps per MiB ${Object.entries(sw1).map(([k, v]) => [k, (v - (sw0[k] ?? 0)) / mib(bytes)]).filter(([, v]) => v > 1).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(", ")}`);
     rows.rss.push(mib(peak - before));
     const r = a.r;
     check(r.result.exitCode === 0, `throughput: exit ${r.result.exitCode} ${r.result.errorMessage ?? ""}`);
     check(
-      r.outLines === lines + 1,
-      `throughput: ${r.outLines} lines reached onLog, expected ${lines + 1}${r.result.resultJson?.logLinesLost ? " — lost to the node's log rotation, as the run reported (resultJson.logLinesLost): the kubelet rotates at containerLogMaxSize, 10Mi by default; bring the real node up with CLAUDE_K8S_CONTAINER_LOG_MAX_SIZE=200Mi for this bench" : ""}`,
+      r.outLines === expectLines,
+      `throughput: ${r.outLines} lines reached onLog, expected ${expectLines}${r.result.resultJson?.logLinesLost ? " — lost to the node's log rotation, as the run reported (resultJson.logLinesLost): the kubelet rotates at containerLogMaxSize, 10Mi by default; bring the real node up with CLAUDE_K8S_CONTAINER_LOG_MAX_SIZE=200Mi for this bench" : ""}`,
     );
     const secs = (r.t.lastOut - r.t.firstOut) / 1000;
     const ours = mib(r.outBytes) / secs;
@@ -741,7 +791,8 @@ async function followThroughput({ file, lines, bytes }, cores) {
     rows.busy.push(a.machineBusy * 100);
     rows.callKiB.push(r.outBytes / r.calls / 1024);
     rows.callsPerSec.push(r.calls / secs);
-    const kc = await withCpu(() => kubectlRun(file, { timestamps: false }));
+    const kec = await withCpu(() => kubectlRun(emptyEnv, { timestamps: false }));
+    const kc = await withCpu(() => kubectlRun(env, { timestamps: false }));
     const k = kc.r;
     // What the same bytes cost the cluster through a plain follow, and ours ÷ that.
     for (const [p, row] of [["node", "kNode"], ["kubelet", "kKubelet"], ["containerd", "kContainerd"], ["apiserver", "kApiserver"]]) {
@@ -750,11 +801,11 @@ async function followThroughput({ file, lines, bytes }, cores) {
     if (a.procs.node && kc.procs.node) rows.nodeRatio.push(a.procs.node / kc.procs.node);
     if (a.procs.apiserver && kc.procs.apiserver) rows.apiserverRatio.push(a.procs.apiserver / kc.procs.apiserver);
     // The transcript and the stand-in's result line.
-    check(k.bytes > bytes && k.bytes < bytes + 1024, `throughput: kubectl read ${k.bytes} bytes of a ${bytes}-byte transcript`);
+    check(resultLine ? k.bytes === bytes : k.bytes > bytes && k.bytes < bytes + 1024, `throughput: kubectl read ${k.bytes} bytes of a ${bytes}-byte transcript`);
     rows.kubectl.push(mib(k.bytes) / k.seconds);
     if (k.cpu != null) rows.kubectlCpu.push(k.cpu / gib);
     rows.ratio.push(ours / (mib(k.bytes) / k.seconds));
-    const ktc = await withCpu(() => kubectlRun(file, { timestamps: true }));
+    const ktc = await withCpu(() => kubectlRun(env, { timestamps: true }));
     const kt = ktc.r;
     rows.kubectlTs.push(mib(kt.bytes) / kt.seconds);
     if (kt.cpu != null) rows.kubectlTsCpu.push(kt.cpu / gib);
@@ -764,7 +815,7 @@ async function followThroughput({ file, lines, bytes }, cores) {
     // Our very request from Go's client: timestamps, HTTP/1.1. What is left
     // between this and ours is the adapter's doing; what lies between it and
     // the plain follow is the request's (timestamps) and the protocol's.
-    const k1c = await withCpu(() => kubectlRun(file, { timestamps: true, http1: true }));
+    const k1c = await withCpu(() => kubectlRun(env, { timestamps: true, http1: true }));
     const k1 = k1c.r;
     rows.k1.push(mib(k1.bytes) / k1.seconds);
     if (k1.cpu != null) rows.k1Cpu.push(k1.cpu / gib);
@@ -773,12 +824,24 @@ async function followThroughput({ file, lines, bytes }, cores) {
     if (k1c.procs.apiserver != null) rows.k1Apiserver.push(k1c.procs.apiserver / gib);
     if (a.procs.node && k1c.procs.node) rows.nodeRatioTs1.push(a.procs.node / k1c.procs.node);
     if (a.procs.apiserver && k1c.procs.apiserver) rows.apiserverRatioTs1.push(a.procs.apiserver / k1c.procs.apiserver);
+    // The log stream alone: each run minus its empty run (one bare pod's
+    // lifecycle serves all three kubectl requests).
+    for (const p of ["node", "apiserver"]) {
+      const [ours, oursEmpty, k, k1, kEmpty] = [a, ae, kc, k1c, kec].map((x) => x.procs[p]);
+      if ([ours, oursEmpty, k, k1, kEmpty].some((v) => v == null)) continue;
+      rows[`${p}Empty`].push(oursEmpty);
+      rows[`${p}EmptyKubectl`].push(kEmpty);
+      rows[`${p}Log`].push((ours - oursEmpty) / gib);
+      rows[`${p}LogKubectl`].push((k - kEmpty) / gib);
+      rows[`${p}LogRatio`].push((ours - oursEmpty) / (k - kEmpty));
+      rows[`${p}LogRatioSameRequest`].push((ours - oursEmpty) / (k1 - kEmpty));
+    }
   }
   figure("throughput.mibPerSec", `log throughput, ${mib(bytes).toFixed(0)} MiB stream-json`, "MiB/s", rows.ours, "first → last container chunk in onLog");
   figure("throughput.wall", "  the same run, execute wall time", "s", rows.wall);
   figure("throughput.rss", "  the same run, RSS growth", "MiB", rows.rss, "peak while it runs minus before (after a GC)");
   figure("throughput.kubectl", "  plain kubectl logs -f, same node, same run", "MiB/s", rows.kubectl, "a bare pod catting the same file; first → last byte of kubectl's stdout");
-  figure("throughput.kubectlTimestamps", "  kubectl logs -f --timestamps (our request)", "MiB/s", rows.kubectlTs, "the bytes the adapter reads: ~12 % more on this transcript");
+  figure("throughput.kubectlTimestamps", "  kubectl logs -f --timestamps (our request)", "MiB/s", rows.kubectlTs, `the bytes the adapter reads: ${{ "": "~12", "cli.": "~5", "claude.": "0.4" }[shape]} % more on this transcript`);
   figure("throughput.ratioKubectl", "  ours ÷ plain kubectl", "ratio", rows.ratio, "pairs of one run");
   figure("throughput.ratioKubectlTimestamps", "  ours ÷ kubectl --timestamps", "ratio", rows.ratioTs, "pairs of one run");
   figure("throughput.cpuOurs", "  CPU per GiB: the adapter (Node + addon)", "CPU-s", rows.oursCpu, "this process, minus the time in the bench's onLog");
@@ -792,8 +855,20 @@ async function followThroughput({ file, lines, bytes }, cores) {
   }
   figure("throughput.cpuNodeKubectl", "  CPU per GiB: the node, for plain kubectl logs -f", "CPU-s", rows.kNode, "the same transcript, the bare pod's run");
   figure("throughput.cpuApiserverKubectl", "  CPU per GiB: kube-apiserver, for plain kubectl logs -f", "CPU-s", rows.kApiserver);
-  figure("throughput.nodeRatio", "  node CPU: ours ÷ plain kubectl", "ratio", rows.nodeRatio, "pairs of one run; target ≤ 1.1");
-  figure("throughput.apiserverRatio", "  kube-apiserver CPU: ours ÷ plain kubectl", "ratio", rows.apiserverRatio, "pairs of one run; target ≤ 1.1");
+  figure("throughput.nodeRatio", "  node CPU: ours ÷ plain kubectl, whole runs", "ratio", rows.nodeRatio, "pairs of one run; the Job's pod has an init container, the bare pod none");
+  figure("throughput.apiserverRatio", "  kube-apiserver CPU: ours ÷ plain kubectl, whole runs", "ratio", rows.apiserverRatio, "pairs of one run; a Job, its watches and the run's events against one pod");
+  figure("throughput.cpuNodeEmpty", "  CPU: the node, an empty run of ours", "CPU-s", rows.nodeEmpty, "the result line only: the Job's pod and its two containers");
+  figure("throughput.cpuNodeEmptyKubectl", "  CPU: the node, an empty bare pod and kubectl logs -f", "CPU-s", rows.nodeEmptyKubectl);
+  figure("throughput.cpuApiserverEmpty", "  CPU: kube-apiserver, an empty run of ours", "CPU-s", rows.apiserverEmpty);
+  figure("throughput.cpuApiserverEmptyKubectl", "  CPU: kube-apiserver, an empty bare pod and kubectl logs -f", "CPU-s", rows.apiserverEmptyKubectl, "with kubectl's retries until the container runs");
+  figure("throughput.cpuNodeLog", "  CPU per GiB of log: the node, ours (minus the empty run)", "CPU-s", rows.nodeLog);
+  figure("throughput.cpuNodeLogKubectl", "  CPU per GiB of log: the node, plain kubectl (minus its empty run)", "CPU-s", rows.nodeLogKubectl);
+  figure("throughput.cpuApiserverLog", "  CPU per GiB of log: kube-apiserver, ours (minus the empty run)", "CPU-s", rows.apiserverLog);
+  figure("throughput.cpuApiserverLogKubectl", "  CPU per GiB of log: kube-apiserver, plain kubectl (minus its empty run)", "CPU-s", rows.apiserverLogKubectl);
+  figure("throughput.nodeLogRatio", "  node CPU for the log: ours ÷ plain kubectl", "ratio", rows.nodeLogRatio, "pairs of one run, each minus its empty run; target ≤ 1.1");
+  figure("throughput.apiserverLogRatio", "  kube-apiserver CPU for the log: ours ÷ plain kubectl", "ratio", rows.apiserverLogRatio, "pairs of one run, each minus its empty run; target ≤ 1.1");
+  figure("throughput.nodeLogRatioSameRequest", "  node CPU for the log: ours ÷ kubectl with our request", "ratio", rows.nodeLogRatioSameRequest, "each minus its empty run");
+  figure("throughput.apiserverLogRatioSameRequest", "  kube-apiserver CPU for the log: ours ÷ kubectl with our request", "ratio", rows.apiserverLogRatioSameRequest, "each minus its empty run");
   figure("throughput.cpuNodeKubectlTimestamps", "  CPU per GiB: the node, for kubectl logs -f --timestamps", "CPU-s", rows.kTsNode, "HTTP/2, as kubectl speaks");
   figure("throughput.cpuApiserverKubectlTimestamps", "  CPU per GiB: kube-apiserver, for kubectl logs -f --timestamps", "CPU-s", rows.kTsApiserver);
   figure("throughput.kubectlHttp1", "  kubectl logs -f --timestamps over HTTP/1.1 (our request, our protocol)", "MiB/s", rows.k1, "GODEBUG=http2client=0; kube-rs speaks HTTP/1.1");

@@ -299,6 +299,17 @@ fn main() {
     let mib: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(100);
     let phase = std::env::var("PHASE").unwrap_or_default();
     let lines = transcript(mib << 20);
+    if phase == "write" {
+        let out = std::env::var("OUT").expect("PHASE=write wants OUT=path");
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&out).expect("OUT: cannot create"));
+        let mut bytes = 0;
+        for line in &lines {
+            std::io::Write::write_all(&mut file, line.as_bytes()).and_then(|()| std::io::Write::write_all(&mut file, b"\n")).expect("OUT: cannot write");
+            bytes += line.len() + 1;
+        }
+        std::io::Write::flush(&mut file).expect("OUT: cannot write");
+        return println!("{{\"lines\":{},\"bytes\":{bytes}}}", lines.len());
+    }
     let stream = stream(&lines);
     let content: usize = lines.iter().map(|l| l.len() + 1).sum();
     let longest = lines.iter().map(String::len).max().unwrap_or(0);

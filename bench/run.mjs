@@ -472,16 +472,24 @@ async function requests() {
 }
 
 /** user+system CPU seconds of every live process by command name (/proc/<pid>/stat). */
+/**
+ * One process's or thread's `/proc/…/stat`: its name (between the first "("
+ * and the last ")", as a name may hold either), parent, user+system CPU
+ * seconds and start time (ticks since boot). Throws when it has ended.
+ */
+function procStat(file) {
+  const stat = readFileSync(file, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // utime and stime are fields 14 and 15, in USER_HZ (100) ticks.
+  return { comm: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")), ppid: f[1], cpu: (Number(f[11]) + Number(f[12])) / 100, start: f[19] };
+}
 function cpuByPid(comms, pids = null) {
   const out = new Map();
   for (const pid of pids ?? readdirSync("/proc")) {
     if (!/^\d+$/.test(pid)) continue;
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      if (!comms.includes(comm)) continue;
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      out.set(`${pid}/${f[19]}`, { comm, cpu: (Number(f[11]) + Number(f[12])) / 100 }); // pid and start time: one process
+      const { comm, cpu, start } = procStat(`/proc/${pid}/stat`);
+      if (comms.includes(comm)) out.set(`${pid}/${start}`, { comm, cpu }); // pid and start time: one process
     } catch {
       // it ended
     }
@@ -521,8 +529,7 @@ function realNodeSampler() {
 function processCpu(name) {
   try {
     const pid = readFileSync(path.join(clusterDir, "pids", name), "utf8").trim();
-    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime (fields 14, 15) in USER_HZ ticks
+    return procStat(`/proc/${pid}/stat`).cpu;
   } catch {
     return null;
   }
@@ -532,10 +539,8 @@ function threadCpu() {
   const out = {};
   for (const tid of readdirSync("/proc/self/task")) {
     try {
-      const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
-      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      out[name] = (out[name] ?? 0) + (Number(f[11]) + Number(f[12])) / 100;
+      const { comm, cpu } = procStat(`/proc/self/task/${tid}/stat`);
+      out[comm] = (out[comm] ?? 0) + cpu;
     } catch {
       // the thread ended
     }
@@ -662,9 +667,7 @@ function clusterProcesses() {
   for (const pid of readdirSync("/proc")) {
     if (!/^\d+$/.test(pid)) continue;
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const ppid = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1];
+      const { comm, ppid } = procStat(`/proc/${pid}/stat`);
       if (comm.startsWith("containerd-shim")) roots.add(pid); // a shim daemonizes: its parent is init
       if (children.has(ppid)) children.get(ppid).push(pid);
       else children.set(ppid, [pid]);

@@ -109,7 +109,7 @@ chmodSync(path.join(bin, "claude"), 0o755);
  * A stream-json transcript of about `mib` MiB of numbered assistant lines:
  * ~270 B each, or with `cli`, each with the envelope the CLI gives every
  * assistant event (type, role, usage, stop fields, parent, uuid) around a
- * short text: ~620 B, the shortest lines the CLI writes.
+ * short text: ~610 B, the shortest lines the CLI writes.
  */
 function transcriptFile(mib, { cli = false } = {}) {
   const file = path.join(work, `transcript-${cli ? "cli-" : ""}${mib}.jsonl`);
@@ -471,7 +471,6 @@ async function requests() {
   }
 }
 
-/** user+system CPU seconds of every live process by command name (/proc/<pid>/stat). */
 /**
  * One process's or thread's `/proc/…/stat`: its name (between the first "("
  * and the last ")", as a name may hold either), parent, user+system CPU
@@ -483,6 +482,7 @@ function procStat(file) {
   // utime and stime are fields 14 and 15, in USER_HZ (100) ticks.
   return { comm: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")), ppid: f[1], cpu: (Number(f[11]) + Number(f[12])) / 100, start: f[19] };
 }
+/** user+system CPU seconds of every live process by command name (/proc/<pid>/stat). */
 function cpuByPid(comms, pids = null) {
   const out = new Map();
   for (const pid of pids ?? readdirSync("/proc")) {
@@ -714,7 +714,7 @@ const emptyFile = path.join(work, "transcript-empty.jsonl");
 async function throughput() {
   // Three shapes of 100 MiB: short lines (~270 B, the most log records per
   // MiB: what a record costs the node and the apiserver weighs most), the
-  // CLI's shortest lines (~620 B: an assistant event's envelope around a short
+  // CLI's shortest lines (~610 B: an assistant event's envelope around a short
   // text), and lines shaped like Claude Code's (~40 KiB on average). Each on all
   // cores, as the machine runs; then the cluster and the readers on cores of
   // their own (README, Benchmarks: why both).

@@ -163,21 +163,27 @@ describe("egressPolicy: true", () => {
 
 describe("testEnvironment's probe with egressPolicy", () => {
   it("the probe pod runs under the same policy, which is gone after it", async () => {
-    const egressOfProbes = () =>
-      (getJson(["-n", NS, "get", "networkpolicies", "-l", "app.kubernetes.io/component=agent-egress"])?.items ?? []).filter((p) =>
-        p.metadata.name.startsWith("ac-env-probe-"),
-      );
+    const selector = "app.kubernetes.io/component=agent-egress";
+    const isProbe = (p) => p.metadata.name.startsWith("ac-env-probe-");
+    const egressOfProbes = () => (getJson(["-n", NS, "get", "networkpolicies", "-l", selector])?.items ?? []).filter(isProbe);
     const config = { kubeconfig: cluster.KUBECONFIG, namespace: NS, ...NODE_RESOURCES, egressPolicy: true, environmentProbe: "version" };
-    let settled = false;
-    const pending = testEnvironment({ companyId: "co", adapterType: "claude_k8s", config }).finally(() => (settled = true));
-    const seen = new Set();
-    while (!settled) {
-      for (const p of egressOfProbes()) seen.add(p.metadata.name);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const r = await pending;
+    // Every change since this list is replayed by a watch from its
+    // resourceVersion afterwards: a policy that lived for less than any poll
+    // (on the simulated node the whole probe can take 300 ms) is still seen.
+    // The list is read raw: `kubectl get` builds its List itself, without
+    // the apiserver's resourceVersion.
+    const policies = `/apis/networking.k8s.io/v1/namespaces/${NS}/networkpolicies`;
+    const since = JSON.parse(kubectl(["get", "--raw", `${policies}?${new URLSearchParams({ labelSelector: selector })}`])).metadata.resourceVersion;
+    expect(since).toMatch(/^\d+$/);
+    const r = await testEnvironment({ companyId: "co", adapterType: "claude_k8s", config });
     expect(r.checks.map((c) => c.code)).toContain("claude_probe_cli_version");
-    expect(seen.size).toBe(1);
+    const query = new URLSearchParams({ watch: "1", resourceVersion: since, labelSelector: selector, timeoutSeconds: "1" });
+    const events = kubectl(["get", "--raw", `${policies}?${query}`])
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => JSON.parse(line));
+    const created = new Set(events.filter((e) => e.type === "ADDED" && isProbe(e.object)).map((e) => e.object.metadata.name));
+    expect(created.size, JSON.stringify(events.map((e) => [e.type, e.object.metadata?.name]))).toBe(1);
     await expect.poll(() => egressOfProbes().length, { timeout: 60_000 }).toBe(0);
   });
 });

@@ -25,6 +25,9 @@
 //! `PHASE=floor` or `PHASE=pipeline` run only that part (after generating
 //! the stream), so an instruction count of the part is the difference of
 //! two runs under `valgrind --tool=callgrind` (bench/callgrind.sh).
+//! `PHASE=write OUT=path` writes the transcript as the CLI prints it (no
+//! timestamps) to `path` and prints `{"lines":…,"bytes":…}`: the bench's
+//! end-to-end throughput runs it through a real node.
 
 use std::hint::black_box;
 use std::time::Instant;

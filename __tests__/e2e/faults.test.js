@@ -21,7 +21,10 @@ inPaperclipPod(beforeAll);
 // The node stops reporting: the simulated node stops posting status and
 // serving logs; the real node's kubelet is stopped (its containers live on
 // under containerd). And it comes back.
-const nodeSilent = () => (realNode ? clusterCtl("stop", "kubelet") : fault("/faults/stop-heartbeat", {}));
+const nodeSilent = () => {
+  outageSince ||= Date.now();
+  return realNode ? clusterCtl("stop", "kubelet") : fault("/faults/stop-heartbeat", {});
+};
 const nodeBack = () => (realNode ? clusterCtl("restart", "kubelet") : fault("/faults/clear", {}));
 
 // A node that stopped reporting (the kubelet stopped, or kube-apiserver away
@@ -30,13 +33,33 @@ const nodeBack = () => (realNode ? clusterCtl("restart", "kubelet") : fault("/fa
 // a run started meanwhile is Unschedulable and fails at once
 // (k8s_pod_schedule_failed, as the original decides it). Seen on the real
 // node, whose kubelet reports on its own clock: each test leaves it schedulable.
+//
+// `since`: the node must also have become Ready after that moment. After
+// kube-apiserver comes back from an outage longer than the grace period,
+// the node lifecycle controller marks the node Unknown at once (it has tried
+// all along), but taints it only when its own watches are back, which on the
+// real node took 14 s: a node that merely looks Ready and untainted just after
+// the restart is still to be tainted (CI, stop 34: the run after the outage
+// was started in that window). The kubelet's own Ready after the Unknown
+// comes after the taint, and takes it away.
+function nodeSchedulable(since = 0) {
+  const node = getJson(["get", "nodes"])?.items?.[0];
+  const ready = node?.status?.conditions?.find((c) => c.type === "Ready");
+  return (
+    ready?.status === "True" &&
+    Date.parse(ready.lastTransitionTime) >= Math.floor(since / 1000) * 1000 &&
+    !(node.spec.taints ?? []).some((t) => t.effect === "NoSchedule" || t.effect === "NoExecute")
+  );
+}
+
+// When the test at hand silenced the node or kube-apiserver past the grace
+// period (Date.now() then), for the wait after it.
+let outageSince = 0;
+
 afterEach(async () => {
-  const schedulable = () => {
-    const node = getJson(["get", "nodes"])?.items?.[0];
-    const ready = node?.status?.conditions?.find((c) => c.type === "Ready")?.status === "True";
-    return ready && !(node.spec.taints ?? []).some((t) => t.effect === "NoSchedule" || t.effect === "NoExecute");
-  };
-  await expect.poll(schedulable, { timeout: 120_000, interval: 500 }).toBe(true);
+  const since = outageSince;
+  outageSince = 0;
+  await expect.poll(() => nodeSchedulable(since), { timeout: 120_000, interval: 500 }).toBe(true);
 }, 130_000);
 
 describe("pressure and evictions", () => {
@@ -257,9 +280,11 @@ describe("the Job's state cannot be known", () => {
   it("kube-apiserver gone for over a minute mid-run → k8s_job_state_mismatch, the Job is retained", async () => {
     const ctx = makeCtx({ scenario: "slow/seconds=10/lines=10" });
     let stopped = null;
+    let stoppedAt = 0;
     const r = await run(ctx, {
       onLog: async (_s, chunk) => {
         if (!stopped && chunk.includes('"text":"slow 1"')) {
+          stoppedAt = outageSince = Date.now();
           stopped = new Promise((resolve, reject) => {
             const p = spawn("bash", [path.join(root, "scripts/test-cluster"), "stop", "apiserver"], { stdio: "ignore" });
             p.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`stop exited ${code}`))));
@@ -279,10 +304,47 @@ describe("the Job's state cannot be known", () => {
     expect(jobs).toHaveLength(1);
     kubectl(["-n", NS, "delete", "job", jobs[0].metadata.name, "--wait=false"]);
 
-    // The cluster's own controllers (and our node) come back from the outage
-    // on their watch backoffs: a fresh heartbeat succeeds once they have —
+    // The cluster's own controllers (and the node) come back from the outage
+    // on their watch backoffs: a fresh heartbeat succeeds once the node is
+    // Ready again after the Unknown the outage left (see nodeSchedulable) —
     // and the suites after this one start on a healthy cluster.
+    await expect.poll(() => nodeSchedulable(stoppedAt), { timeout: 120_000, interval: 500 }).toBe(true);
     const after = await run(makeCtx({ scenario: "plain" }));
-    expect(after.result.exitCode).toBe(0);
+    expect(after.result).toMatchObject({ exitCode: 0 });
+    expect(after.result.errorCode ?? null).toBeNull();
+  }, 400_000);
+
+  // The node is marked silent, then kube-apiserver goes away before
+  // nodeLostTimeoutSec is up: whether the node came back cannot be seen, so
+  // the run is not called k8s_node_lost on the last thing seen (the node
+  // lifecycle controller also marks pods of a reporting node, for tens of
+  // seconds after an outage of its own); the watches' verdict ends it.
+  it("the node marked silent, then kube-apiserver gone past nodeLostTimeoutSec → k8s_job_state_mismatch, not k8s_node_lost", async () => {
+    const ctx = makeCtx({ scenario: "stall/output=5/text=Before%20the%20silence", config: { nodeLostTimeoutSec: 20 } });
+    let silenced = null;
+    let stopped = null;
+    try {
+      const r = await run(ctx, {
+        onLog: async (_s, chunk) => {
+          if (!silenced && chunk.includes("Before the silence")) silenced = nodeSilent();
+          if (silenced && !stopped && chunk.includes("stopped reporting (pod not ready since ")) stopped = clusterCtl("stop", "apiserver");
+        },
+      });
+      expect(stopped).not.toBeNull();
+      await stopped;
+      expect(r.stdout + r.stderr).toMatch(/node \S+ stopped reporting \(pod not ready since \S+\); the run is given up in 20s unless it comes back/);
+      expect(r.result).toMatchObject({
+        errorCode: "k8s_job_state_mismatch",
+        errorMessage: expect.stringMatching(/^Job ac-\S+ did not complete cleanly \(log stream ended before job reached terminal state\)$/),
+      });
+    } finally {
+      if (stopped) await restartApiserver();
+      if (silenced) {
+        await silenced;
+        await nodeBack();
+      }
+    }
+    for (const job of jobsOf(ctx.agent.id)) kubectl(["-n", NS, "delete", "job", job.metadata.name, "--wait=false"]);
+    await expect.poll(() => leftovers(ctx.runId).pods.length, { timeout: 90_000 }).toBe(0);
   }, 400_000);
 });

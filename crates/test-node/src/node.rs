@@ -23,8 +23,20 @@ fn now() -> String {
     k8s_openapi::jiff::Timestamp::now().to_string()
 }
 
-fn status(port: u16, kubelet_version: &str) -> serde_json::Value {
+/// When the node's Ready condition, as the apiserver holds it, became True;
+/// `None` when it is not True (Unknown after the node lifecycle controller
+/// found the node silent) or absent. The kubelet's ReadyCondition setter
+/// (pkg/kubelet/nodestatus/setters.go) keeps `lastTransitionTime` while the
+/// status stays the same and stamps the current time when it changes: a test
+/// can tell "Ready again after an outage" by it.
+fn ready_since(node: &Node) -> Option<String> {
+    let ready = node.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready")?;
+    (ready.status == "True").then(|| ready.last_transition_time.as_ref().map(|t| t.0.to_string())).flatten()
+}
+
+fn status(port: u16, kubelet_version: &str, ready_since: Option<String>) -> serde_json::Value {
     let t = now();
+    let since = ready_since.unwrap_or_else(|| t.clone());
     json!({
         "capacity": {"cpu": "64", "memory": "256Gi", "pods": "500"},
         "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "500"},
@@ -34,12 +46,14 @@ fn status(port: u16, kubelet_version: &str) -> serde_json::Value {
             "containerRuntimeVersion": "process://1", "kubeletVersion": kubelet_version, "kubeProxyVersion": kubelet_version,
             "operatingSystem": "linux", "architecture": "amd64"},
         "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "test node is ready",
-            "lastHeartbeatTime": t, "lastTransitionTime": t}]
+            "lastHeartbeatTime": t, "lastTransitionTime": since}]
     })
 }
 
 async fn register(api: &Api<Node>, name: &str, port: u16, kubelet_version: &str) -> Result<(), kube::Error> {
-    if api.get_opt(name).await?.is_none() {
+    let existing = api.get_opt(name).await?;
+    let since = existing.as_ref().and_then(ready_since);
+    if existing.is_none() {
         let node: Node = serde_json::from_value(json!({
             "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}},
             "spec": {}
@@ -51,7 +65,7 @@ async fn register(api: &Api<Node>, name: &str, port: u16, kubelet_version: &str)
             Err(e) => return Err(e),
         }
     }
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({"status": status(port, kubelet_version)}))).await?;
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({"status": status(port, kubelet_version, since)}))).await?;
     // Admission adds node.kubernetes.io/not-ready; with node-lifecycle off nobody lifts it.
     api.patch(name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"taints": null}}))).await?;
     Ok(())
@@ -97,9 +111,15 @@ pub async fn keep_registered(state: Arc<NodeState>, port: u16) {
             continue;
         }
         let r = if registered {
-            api.patch_status(&state.node_name, &PatchParams::default(), &Patch::Merge(json!({"status": status(port, &version)})))
-                .await
-                .map(|_| ())
+            match api.get(&state.node_name).await {
+                Ok(node) => {
+                    let status = status(port, &version, ready_since(&node));
+                    api.patch_status(&state.node_name, &PatchParams::default(), &Patch::Merge(json!({"status": status})))
+                        .await
+                        .map(|_| ())
+                }
+                Err(e) => Err(e),
+            }
         } else {
             register(&api, &state.node_name, port, &version).await
         };

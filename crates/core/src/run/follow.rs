@@ -196,6 +196,11 @@ struct Following<'a, H: Host> {
     schedule_span: Option<tracing::Span>,
     /// Since when the pod's node has been silent (see `pod::node_silence`).
     node_silent: Option<NodeSilence>,
+    /// The lost-node timer ran out while the pod watch was failing: the node
+    /// may have come back unseen, so the timer starts again once the pod
+    /// watch sees again (or the watches' own verdict, `StateUnknown`, ends
+    /// the run first).
+    node_lost_unconfirmed: bool,
     timed_out: bool,
     cancelled_by: Option<&'static str>,
     /// The run's pods (name, uid) its egress policy has been made to belong
@@ -226,6 +231,7 @@ impl<'a, H: Host + 'static> Following<'a, H> {
             pod_running_at: None,
             schedule_span: Some(tracing::info_span!("schedule")),
             node_silent: None,
+            node_lost_unconfirmed: false,
             timed_out: false,
             cancelled_by: None,
             policy_pods: Vec::new(),
@@ -279,6 +285,20 @@ impl<'a, H: Host + 'static> Following<'a, H> {
                 disarm(&mut self.timers.run);
                 Ok(self.stop_following())
             }
+            // The node lifecycle controller's mark is a fact only while we
+            // can see it stand. After kube-apiserver comes back from an
+            // outage, the controller runs on stale caches for tens of seconds
+            // and marks pods of a node that is reporting (seen on the real
+            // node: a pod started 17 s after the kubelet posted Ready); the
+            // kubelet clears the mark on its next status sync. If the
+            // apiserver went away again meanwhile, the timer would call a
+            // healthy node lost on a mark nobody could see lifted.
+            Happening::NodeLost if self.health.pods_failing() => {
+                disarm(&mut self.timers.node_lost);
+                self.node_lost_unconfirmed = true;
+                tracing::info!("lost-node timer ran out while the pod watch fails; restarted when the pods are seen again");
+                Ok(Next::Wait)
+            }
             Happening::NodeLost => Ok(Next::Abandon(self.node_lost())),
             Happening::JobGoneDrained => {
                 disarm(&mut self.timers.job_gone_drain);
@@ -315,9 +335,13 @@ impl<'a, H: Host + 'static> Following<'a, H> {
     }
 
     async fn on_pods(&mut self, ev: Option<Result<watcher::Event<Pod>, watcher::Error>>) -> Result<Next, RunError> {
+        // Whether the book now holds the pods as they are: a watch event, or
+        // the end of a re-list (its `InitApply`s are only part of it).
+        let mut current_state = false;
         match ev {
             Some(Ok(ev)) => {
                 self.health.pod_event(&ev);
+                current_state = matches!(ev, watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone);
                 self.book.apply(ev);
             }
             Some(Err(e)) => {
@@ -333,6 +357,18 @@ impl<'a, H: Host + 'static> Following<'a, H> {
             return Ok(Next::Abandon(failed));
         }
         self.on_node(current.as_ref().and_then(pod::node_silence)).await?;
+        if self.node_lost_unconfirmed && current_state {
+            // Seen again. Lifted, the node is back (said above). Still marked,
+            // the mark may be the one the controller set on stale caches and
+            // the kubelet has not re-synced yet: it must stand a whole
+            // timeout in view before the node is called lost.
+            self.node_lost_unconfirmed = false;
+            if self.node_silent.is_some()
+                && let Some(l) = self.timers.node_lost_limit
+            {
+                self.timers.node_lost.as_mut().reset(tokio::time::Instant::now() + l);
+            }
+        }
         let terminated = current.as_ref().is_some_and(|p| pod::claude_terminated(p).is_some());
         let gone = self.book.ever_seen && current.is_none();
         self.follower.publish(self.spawned, terminated, gone);

@@ -88,6 +88,8 @@ pub(super) enum Unwatchable {
 pub(super) struct WatchHealth {
     /// Since when the watches have been failing; a success of either resets it.
     failing_since: Option<Instant>,
+    /// The pod watch's last word was an error.
+    pods_failing: bool,
     /// Since when each watch has been refused by RBAC, and the apiserver's words.
     pods_denied: Option<(Instant, String)>,
     job_denied: Option<(Instant, String)>,
@@ -98,6 +100,7 @@ impl WatchHealth {
     pub(super) fn pod_event(&mut self, ev: &watcher::Event<Pod>) {
         if !matches!(ev, watcher::Event::Init) {
             self.failing_since = None;
+            self.pods_failing = false;
             self.pods_denied = None;
         }
     }
@@ -109,12 +112,19 @@ impl WatchHealth {
 
     pub(super) fn pod_failed(&mut self, e: &watcher::Error, now: Instant) {
         self.failing_since.get_or_insert(now);
+        self.pods_failing = true;
         note_denied(&mut self.pods_denied, e, now);
     }
 
     pub(super) fn job_failed(&mut self, e: &watcher::Error, now: Instant) {
         self.failing_since.get_or_insert(now);
         note_denied(&mut self.job_denied, e, now);
+    }
+
+    /// Whether the pod watch has failed since it last delivered: what it
+    /// last showed of the pod may no longer be so.
+    pub(super) fn pods_failing(&self) -> bool {
+        self.pods_failing
     }
 
     /// Whether to stop waiting, first match wins: the pods cannot be watched
@@ -272,6 +282,24 @@ mod tests {
         assert_eq!(h.verdict(t0 + STATE_RECHECK, false), Some(Unwatchable::StateUnknown));
         h.pod_event(&watcher::Event::InitDone);
         assert_eq!(h.verdict(t0 + STATE_RECHECK, false), None);
+    }
+
+    #[test]
+    fn what_the_pod_watch_showed_is_stale_from_its_error_until_it_delivers_again() {
+        let t0 = Instant::now();
+        let mut h = WatchHealth::default();
+        assert!(!h.pods_failing());
+        // The Job's watch failing says nothing of what the pod watch showed.
+        h.job_failed(&api_error(500, "down"), t0);
+        assert!(!h.pods_failing());
+        h.pod_failed(&api_error(500, "down"), t0);
+        assert!(h.pods_failing());
+        // Nor does the Job's watch coming back, or a re-list only begun.
+        h.job_event();
+        h.pod_event(&watcher::Event::Init);
+        assert!(h.pods_failing());
+        h.pod_event(&watcher::Event::InitDone);
+        assert!(!h.pods_failing());
     }
 
     #[test]

@@ -33,23 +33,42 @@ const nodeBack = () => (realNode ? clusterCtl("restart", "kubelet") : fault("/fa
 // a run started meanwhile is Unschedulable and fails at once
 // (k8s_pod_schedule_failed, as the original decides it). Seen on the real
 // node, whose kubelet reports on its own clock: each test leaves it schedulable.
-//
-// `since`: the node must also have become Ready after that moment. After
-// kube-apiserver comes back from an outage longer than the grace period,
-// the node lifecycle controller marks the node Unknown at once (it has tried
-// all along), but taints it only when its own watches are back, which on the
-// real node took 14 s: a node that merely looks Ready and untainted just after
-// the restart is still to be tainted (CI, stop 34: the run after the outage
-// was started in that window). The kubelet's own Ready after the Unknown
-// comes after the taint, and takes it away.
-function nodeSchedulable(since = 0) {
+function nodeSchedulable() {
   const node = getJson(["get", "nodes"])?.items?.[0];
   const ready = node?.status?.conditions?.find((c) => c.type === "Ready");
-  return (
-    ready?.status === "True" &&
-    Date.parse(ready.lastTransitionTime) >= Math.floor(since / 1000) * 1000 &&
-    !(node.spec.taints ?? []).some((t) => t.effect === "NoSchedule" || t.effect === "NoExecute")
-  );
+  const untainted = !(node?.spec?.taints ?? []).some((t) => t.effect === "NoSchedule" || t.effect === "NoExecute");
+  return { schedulable: ready?.status === "True" && untainted, readySince: Date.parse(ready?.lastTransitionTime ?? "") };
+}
+
+// After an outage that began at `since` (0: none), looking schedulable is
+// not enough. When kube-apiserver comes back from one longer than the grace
+// period, the 1.37 node lifecycle controller marks the node Unknown within
+// a second or two (it has been trying all along), but taints it only when its
+// own watches are back, 14–50 s later on the real node: the run CI started
+// right after the restart (stop 34) met that window. The kubelet's Ready
+// after the Unknown (a new lastTransitionTime) comes after the taint and
+// takes it away. The 1.20 controller, with the simulated node, does not mark
+// the node at all after such an outage: there the node must stay schedulable
+// for SETTLE_MS on end, past the moment a mark would have come.
+const SETTLE_MS = 15_000;
+
+async function untilSchedulable(since = 0) {
+  let steadyFrom = null;
+  await expect
+    .poll(
+      () => {
+        const { schedulable, readySince } = nodeSchedulable();
+        if (!schedulable) {
+          steadyFrom = null;
+          return false;
+        }
+        if (readySince >= Math.floor(since / 1000) * 1000) return true;
+        steadyFrom ??= Date.now();
+        return Date.now() - steadyFrom >= SETTLE_MS;
+      },
+      { timeout: 120_000, interval: 500 },
+    )
+    .toBe(true);
 }
 
 // When the test at hand silenced the node or kube-apiserver past the grace
@@ -59,7 +78,7 @@ let outageSince = 0;
 afterEach(async () => {
   const since = outageSince;
   outageSince = 0;
-  await expect.poll(() => nodeSchedulable(since), { timeout: 120_000, interval: 500 }).toBe(true);
+  await untilSchedulable(since);
 }, 130_000);
 
 describe("pressure and evictions", () => {
@@ -306,9 +325,10 @@ describe("the Job's state cannot be known", () => {
 
     // The cluster's own controllers (and the node) come back from the outage
     // on their watch backoffs: a fresh heartbeat succeeds once the node is
-    // Ready again after the Unknown the outage left (see nodeSchedulable) —
+    // Ready again after the Unknown the outage left (see untilSchedulable) —
     // and the suites after this one start on a healthy cluster.
-    await expect.poll(() => nodeSchedulable(stoppedAt), { timeout: 120_000, interval: 500 }).toBe(true);
+    await untilSchedulable(stoppedAt);
+    outageSince = 0;
     const after = await run(makeCtx({ scenario: "plain" }));
     expect(after.result).toMatchObject({ exitCode: 0 });
     expect(after.result.errorCode ?? null).toBeNull();
